@@ -1,0 +1,1 @@
+"""Evaluation backends: turn a working tree into a score."""

@@ -1,0 +1,72 @@
+"""The agent interface: every agent gets the same task and returns the same result."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..config import AgentConfig, Loop
+from ..registry import load_plugin
+from ..sandbox import Sandbox
+
+
+@dataclass(frozen=True)
+class AgentTask:
+    """What an agent is asked to do in one experiment."""
+
+    tree: Path  # the working tree to edit (the research worktree, at the parent commit)
+    prompt: str  # instructions + history + mode + redirect notes, ready to send
+    prompt_file: Path  # the same text on disk, outside the tree
+    experiment: int
+    mode: str  # "improve", "explore", ...
+    parent: str  # the commit the tree is at
+    timeout: float  # seconds
+    cost_limit_usd: float | None = None  # what is left of the run's budget; None: no cap
+    redirects: tuple[str, ...] = ()
+    env: dict[str, str] = field(default_factory=dict)  # the environment the agent's process may see
+
+
+@dataclass(frozen=True)
+class AgentResult:
+    """What an agent did; the bot decides by measuring, never by what the agent claims."""
+
+    description: str
+    cost_usd: float = 0.0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    log: str = ""
+    error: str = ""  # set when the agent failed (exit status, timeout, cost cap)
+    extra: dict[str, object] = field(default_factory=dict)  # e.g. the optuna trial's parameters
+
+    @property
+    def ok(self) -> bool:
+        """Whether the agent finished without an error."""
+        return not self.error
+
+
+class Agent(ABC):
+    """Edits a working tree to try one idea."""
+
+    kind: str = ""
+
+    def __init__(self, config: AgentConfig, loop: Loop, sandbox: Sandbox) -> None:
+        self.config = config
+        self.loop = loop
+        self.sandbox = sandbox
+
+    @abstractmethod
+    def propose(self, task: AgentTask) -> AgentResult:
+        """Change task.tree in place and say what was tried."""
+
+    def observe(self, experiment: int, status: str, metric: float | None) -> None:  # noqa: B027
+        """Hear how an experiment ended (agents that learn, like optuna, override this)."""
+
+
+def get_agent(loop: Loop, sandbox: Sandbox) -> Agent:
+    """The agent the loop's config asks for."""
+    cls = load_plugin("arl_bot.agents", loop.agent.kind)
+    agent = cls(loop.agent, loop, sandbox)
+    if not isinstance(agent, Agent):
+        raise TypeError(f"{cls!r} is not an Agent")
+    return agent

@@ -1,0 +1,48 @@
+"""The command agent: any program that edits the tree (a script, aider, a proposer) is an agent."""
+
+from __future__ import annotations
+
+from .. import policy
+from .base import Agent, AgentResult, AgentTask
+
+
+class CommandAgent(Agent):
+    """Runs `agent.command` in the working tree; the prompt's path is in AUTORESEARCH_PROMPT_FILE.
+
+    The command may write a one-line description of what it tried to the file named by
+    AUTORESEARCH_DESCRIPTION_FILE; otherwise its last line of output is the description.
+    """
+
+    kind = "command"
+
+    def propose(self, task: AgentTask) -> AgentResult:
+        """Run the command once."""
+        assert self.config.command is not None
+        description_file = task.prompt_file.with_name("description.txt")
+        description_file.unlink(missing_ok=True)
+        env = {
+            **task.env,
+            "AUTORESEARCH_PROMPT_FILE": str(task.prompt_file),
+            "AUTORESEARCH_DESCRIPTION_FILE": str(description_file),
+            "AUTORESEARCH_EXPERIMENT": str(task.experiment),
+            "AUTORESEARCH_MODE": task.mode,
+            "AUTORESEARCH_PARENT": task.parent,
+        }
+        run = self.sandbox.run(
+            ["/bin/sh", "-c", self.config.command], cwd=task.tree,
+            policy=policy.agent_policy(task.tree, task.prompt_file.parent, env),
+            timeout=task.timeout,
+        )
+        description = ""
+        if description_file.exists():
+            description = description_file.read_text(encoding="utf-8", errors="replace").strip()
+        if not description:
+            lines = [line.strip() for line in run.stdout.splitlines() if line.strip()]
+            description = lines[-1] if lines else ""
+        description = description.splitlines()[0][:200] if description else f"experiment {task.experiment}"
+        error = ""
+        if run.timed_out:
+            error = f"agent timed out after {task.timeout:g}s"
+        elif run.returncode != 0:
+            error = f"agent exited with status {run.returncode}"
+        return AgentResult(description=description, log=run.tail(), error=error)

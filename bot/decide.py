@@ -1,0 +1,55 @@
+"""Pure decisions: keep or discard a measured attempt, and whether a run should stop."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .config import Budget, Metric
+
+
+def judge(metric: Metric, best: float, value: float | None, error: str) -> tuple[str, str]:
+    """(status, reason) for a measured attempt against the best so far."""
+    if error or value is None:
+        return "crash", error or "no metric"
+    if metric.better(value, best):
+        return "keep", f"{metric.name} {value:.6g} beats {best:.6g}"
+    margin = f" by more than {metric.min_delta:g}" if metric.min_delta else ""
+    return "discard", f"{metric.name} {value:.6g} does not beat {best:.6g}{margin}"
+
+
+@dataclass
+class RunState:
+    """Counters of the current run (budgets count per run, not over the loop's life)."""
+
+    experiments: int = 0
+    cost_usd: float = 0.0
+    since_keep: int = 0  # consecutive attempts without a keep
+    crashes: int = 0  # consecutive crashes
+    elapsed_s: float = 0.0
+
+    def count(self, status: str, cost_usd: float) -> None:
+        """Update the counters after one attempt."""
+        self.experiments += 1
+        self.cost_usd += cost_usd
+        self.since_keep = 0 if status == "keep" else self.since_keep + 1
+        self.crashes = self.crashes + 1 if status == "crash" else 0
+
+
+def stop_reason(
+    budget: Budget, metric: Metric, state: RunState, best: float | None, max_experiments: int | None
+) -> str | None:
+    """Why the run must stop before its next experiment, or None to go on."""
+    limit = max_experiments if max_experiments is not None else budget.experiments
+    if limit is not None and state.experiments >= limit:
+        return f"experiments: ran {state.experiments} of {limit}"
+    if budget.target is not None and best is not None and metric.at_least(best, budget.target):
+        return f"target: best {metric.name} {best:.6g} reached {budget.target:g}"
+    if budget.hours is not None and state.elapsed_s >= budget.hours * 3600:
+        return f"hours: {state.elapsed_s / 3600:.2f} h of {budget.hours:g} h used"
+    if budget.cost_usd is not None and state.cost_usd >= budget.cost_usd:
+        return f"cost: ${state.cost_usd:.2f} of ${budget.cost_usd:.2f} spent"
+    if budget.plateau is not None and state.since_keep >= budget.plateau:
+        return f"plateau: {state.since_keep} experiments without a keep"
+    if budget.crashes is not None and state.crashes >= budget.crashes:
+        return f"crashes: {state.crashes} crashes in a row"
+    return None

@@ -1,0 +1,219 @@
+"""The git adapter: the only module that talks to git (through GitPython and the git CLI it wraps)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from io import BytesIO
+from pathlib import Path
+
+import git as gitpython
+from gitdb.base import IStream
+
+from .errors import GitError, PushRejectedError
+
+ZERO_SHA = "0" * 40
+TRAILER_PREFIX = "Autoresearch-"
+
+
+def identity_env() -> dict[str, str]:
+    """The environment for commits the bot makes: the user's identity if set, else the bot's."""
+    env = dict(os.environ)
+    env.setdefault("GIT_AUTHOR_NAME", "arl-bot")
+    env.setdefault("GIT_AUTHOR_EMAIL", "arl-bot@users.noreply.github.com")
+    env.setdefault("GIT_COMMITTER_NAME", env["GIT_AUTHOR_NAME"])
+    env.setdefault("GIT_COMMITTER_EMAIL", env["GIT_AUTHOR_EMAIL"])
+    return env
+
+
+@dataclass(frozen=True)
+class Change:
+    """One changed path in a diff: status is git's letter (A, M, D, R, T)."""
+
+    status: str
+    path: str
+    old_path: str | None = None
+
+
+class Git:
+    """A repository or worktree at one path."""
+
+    def __init__(self, path: str | Path, *, search_parents: bool = False) -> None:
+        try:
+            self._repo = gitpython.Repo(path, search_parent_directories=search_parents)
+        except (gitpython.InvalidGitRepositoryError, gitpython.NoSuchPathError):
+            raise GitError(
+                "rev-parse", f"{path} is not inside a git repository",
+                hint="run arl-bot from a clone of your project (git init && git commit first)",
+            ) from None
+        if self._repo.bare:
+            raise GitError("rev-parse", f"{path} is a bare repository", hint="run it in a clone")
+        self.root = Path(self._repo.working_tree_dir or path).resolve()
+        self.common_dir = Path(self._repo.common_dir).resolve()
+
+    # -- plumbing -------------------------------------------------------------------------------
+    def run(self, *args: str, env: dict[str, str] | None = None, strip: bool = True) -> str:
+        """Run a git subcommand here and return its stdout; raise GitError with git's words."""
+        try:
+            out: str = self._repo.git.execute(
+                ["git", *args], env=env, strip_newline_in_stdout=strip, stdout_as_string=True
+            )
+        except gitpython.GitCommandError as exc:
+            stderr = exc.stderr if isinstance(exc.stderr, str) else str(exc.stderr)
+            cls = PushRejectedError if args and args[0] == "push" else GitError
+            raise cls(" ".join(args[:3]), stderr.replace("stderr: ", "").strip(" '\n")) from None
+        return out
+
+    def rev(self, ref: str) -> str | None:
+        """The SHA ref points at, or None when it does not exist."""
+        try:
+            return self.run("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
+        except GitError:
+            return None
+
+    def store_blob(self, data: bytes) -> str:
+        """Write a blob into the object database in-process (no git subprocess) and return its SHA."""
+        stream = self._repo.odb.store(IStream(b"blob", len(data), BytesIO(data)))
+        return stream.hexsha.decode() if isinstance(stream.hexsha, bytes) else str(stream.hexsha)
+
+    def read_blobs(self, shas: list[str]) -> list[bytes]:
+        """Read many blobs in-process."""
+        return [self._repo.odb.stream(bytes.fromhex(sha)).read() for sha in shas]
+
+    def tree_entries(self, ref: str, folder: str = "") -> list[tuple[str, str]]:
+        """(path, blob sha) of every file under folder in ref's tree, recursively."""
+        args = ["ls-tree", "-r", "-z", ref]
+        if folder:
+            args += ["--", folder]
+        out = self.run(*args, strip=False)
+        entries = []
+        for item in out.split("\0"):
+            if item:
+                meta, path = item.split("\t", 1)
+                entries.append((path, meta.split()[2]))
+        return entries
+
+    # -- state of the user's checkout -------------------------------------------------------------
+    def current_branch(self) -> str | None:
+        """The checked-out branch, or None when HEAD is detached."""
+        try:
+            return self.run("symbolic-ref", "--quiet", "--short", "HEAD")
+        except GitError:
+            return None
+
+    def dirty(self) -> bool:
+        """Whether there are uncommitted changes or untracked files."""
+        return bool(self.run("status", "--porcelain"))
+
+    def has_remote(self, name: str = "origin") -> bool:
+        """Whether a remote called name is configured."""
+        return name in self.run("remote").split()
+
+    # -- the research worktree -------------------------------------------------------------------
+    def add_worktree(self, path: Path, branch: str) -> Git:
+        """Check branch out in a worktree at path (reusing one left there) and return it."""
+        if path.exists() and (path / ".git").exists():
+            tree = Git(path)
+            if tree.current_branch() == branch:
+                return tree
+        self.run("worktree", "prune")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.run("worktree", "add", "--force", str(path), branch)
+        return Git(path)
+
+    def stage_all(self) -> None:
+        """Stage every change, untracked files included (ignored files stay out)."""
+        self.run("add", "--all", "--", ".")
+
+    def staged_changes(self, against: str = "HEAD") -> list[Change]:
+        """What the index changes relative to a commit."""
+        out = self.run("diff", "--cached", "--name-status", "-z", "--no-renames", against, strip=False)
+        fields = [f for f in out.split("\0") if f]
+        return [Change(fields[i][0], fields[i + 1]) for i in range(0, len(fields) - 1, 2)]
+
+    def staged_patch(self, against: str = "HEAD") -> str:
+        """The staged change as a patch (binary files included)."""
+        return self.run("diff", "--cached", "--binary", against, strip=False)
+
+    def restore_paths(self, commit: str, paths: list[str]) -> None:
+        """Make paths in the working tree and index exactly as in commit (absent there: deleted)."""
+        present = {p for p, _ in self.tree_entries(commit)} if paths else set()
+        keep = [p for p in paths if p in present]
+        gone = [p for p in paths if p not in present]
+        if keep:
+            self.run("checkout", commit, "--", *keep)
+        for path in gone:
+            self.run("rm", "--cached", "--quiet", "--ignore-unmatch", "--", path)
+            target = self.root / path
+            if target.is_file() or target.is_symlink():
+                target.unlink()
+
+    def write_tree(self) -> str:
+        """The tree object of what is staged."""
+        return self.run("write-tree")
+
+    def commit_tree(self, tree: str, parent: str, message: str, trailers: dict[str, str]) -> str:
+        """Make a commit of tree on parent with the bot's trailers, without touching any ref."""
+        lines = [f"{TRAILER_PREFIX}{key}: {value}" for key, value in trailers.items()]
+        body = message.strip() + "\n\n" + "\n".join(lines) + "\n"
+        return self.run("commit-tree", tree, "-p", parent, "-m", body, env=identity_env())
+
+    def move_ref(self, ref: str, new: str, old: str | None) -> None:
+        """Point ref at new only if it still points at old (None: only if it does not exist)."""
+        self.run("update-ref", ref, new, old or ZERO_SHA)
+
+    def changed_since(self, commit: str) -> list[str]:
+        """Paths whose staged content differs from commit."""
+        out = self.run("diff", "--cached", "--name-only", "--no-renames", "-z", commit, strip=False)
+        return [p for p in out.split("\0") if p]
+
+    def clean_ignored(self) -> None:
+        """Remove ignored files: what is evaluated is exactly what would be committed."""
+        self.run("clean", "-ffdXq")
+
+    def reset_hard(self, commit: str) -> None:
+        """Throw away every change, ignored and untracked files included, back to commit."""
+        self.run("reset", "--quiet", "--hard", commit)
+        self.run("clean", "-ffdxq")
+
+    def commit_trailers(self, branch: str, stop_at: str) -> list[tuple[str, str, dict[str, str]]]:
+        """(sha, subject, trailers) of the commits on branch after stop_at that carry the bot's trailers."""
+        fmt = "%H%x00%s%x00%(trailers:only,unfold)%x1e"
+        out = self.run("log", f"--format={fmt}", f"{stop_at}..{branch}", strip=False)
+        commits = []
+        for chunk in out.split("\x1e"):
+            chunk = chunk.strip("\n")
+            if not chunk:
+                continue
+            sha, _, rest = chunk.partition("\0")
+            subject, _, block = rest.partition("\0")
+            trailers = {}
+            for line in block.splitlines():
+                key, sep, value = line.partition(": ")
+                if sep and key.startswith(TRAILER_PREFIX):
+                    trailers[key.removeprefix(TRAILER_PREFIX)] = value.strip()
+            if trailers:
+                commits.append((sha.strip(), subject, trailers))
+        return commits
+
+    def is_ancestor(self, ancestor: str, descendant: str) -> bool:
+        """Whether ancestor is reachable from descendant."""
+        try:
+            self.run("merge-base", "--is-ancestor", ancestor, descendant)
+        except GitError:
+            return False
+        return True
+
+    # -- remote -----------------------------------------------------------------------------------
+    def fetch(self, remote: str, refspecs: list[str]) -> None:
+        """Fetch refspecs; a ref missing on the remote is not an error."""
+        for spec in refspecs:
+            try:
+                self.run("fetch", "--quiet", "--no-tags", remote, spec)
+            except GitError as exc:
+                if "couldn't find remote ref" not in exc.stderr:
+                    raise
+
+    def push(self, remote: str, refspecs: list[str]) -> None:
+        """Push refspecs atomically and never by force: all land or none do."""
+        self.run("push", "--quiet", "--atomic", "--porcelain", remote, *refspecs)

@@ -1,0 +1,445 @@
+"""One run of a research loop: baseline, then agent -> check -> evaluate -> keep or discard -> record."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import FrameType
+from typing import Protocol
+
+from . import decide, diffcheck, prompt
+from .agents import Agent, AgentResult, AgentTask, get_agent
+from .config import Config, Loop
+from .errors import ArlError, Interrupted, RecordError
+from .evaluate import Evaluator, Measurement, get_evaluator, measure
+from .git import Git
+from .globs import matches_any
+from .lock import LoopLock
+from .record import Attempt, Meta, Note, Record
+from .sandbox import Sandbox, choose_sandbox
+from .store import RecordStore
+from .sync import Remote
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """How this run goes."""
+
+    experiments: int | None = None  # overrides budget.experiments for this run
+    dry_run: bool = False  # push nothing, call no API
+    remote: str = "origin"
+    run_id: str = ""
+    run_url: str = ""
+
+
+class Listener(Protocol):
+    """Told what happens during a run (terminal progress, the pull request, the job summary)."""
+
+    def on_start(self, session: Session) -> None: ...
+    def on_phase(self, session: Session, experiment: int, phase: str) -> None: ...
+    def on_attempt(self, session: Session, attempt: Attempt) -> None: ...
+    def on_end(self, session: Session, reason: str) -> None: ...
+
+
+@dataclass
+class RunSummary:
+    """What one run did."""
+
+    record: Record
+    reason: str
+    attempts: list[Attempt] = field(default_factory=list)
+
+    @property
+    def kept(self) -> int:
+        """Keeps in this run."""
+        return sum(1 for a in self.attempts if a.status == "keep")
+
+
+def now() -> str:
+    """UTC time as the record writes it."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class Session:
+    """Runs one loop in its own worktree; the user's checkout is never touched."""
+
+    def __init__(
+        self,
+        repo: Git,
+        config: Config,
+        loop: Loop,
+        options: RunOptions | None = None,
+        *,
+        sandbox: Sandbox | None = None,
+        agent: Agent | None = None,
+        evaluator: Evaluator | None = None,
+        listeners: list[Listener] | None = None,
+    ) -> None:
+        self.repo = repo
+        self.config = config
+        self.loop = loop
+        self.options = options or RunOptions()
+        self.sandbox = sandbox or choose_sandbox(loop)
+        self.agent = agent or get_agent(loop, self.sandbox)
+        self.evaluator = evaluator or get_evaluator(loop, self.sandbox)
+        self.listeners = list(listeners or [])
+        self.state_dir = repo.common_dir / "autoresearch"
+        self.store = RecordStore(repo, loop.name)
+        self.remote = None if self.options.dry_run else Remote(repo, self.options.remote, loop.name)
+        self.run_id = self.options.run_id or datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        self.record: Record | None = None
+        self.tree: Git | None = None
+        self.warnings: list[str] = []
+        self._inflight = self.state_dir / f"{loop.name}.inflight.json"
+        self._signals = _Signals()
+
+    # -- the run ------------------------------------------------------------------------------------
+    def run(self) -> RunSummary:
+        """Run experiments until a stop condition; record every attempt before the next starts."""
+        with LoopLock(self.state_dir / f"{self.loop.name}.lock", self.loop.name), self._signals.installed():
+            record = self._prepare()
+            state = decide.RunState()
+            started = time.monotonic()
+            summary = RunSummary(record=record, reason="")
+            self._note("run_start", run_id=self.run_id, url=self.options.run_url,
+                       sandbox=self.sandbox.name, dry_run=self.options.dry_run)
+            self._emit("on_start")
+            try:
+                if record.best is None:
+                    baseline = self._baseline()
+                    summary.attempts.append(baseline)
+                    if baseline.status != "baseline":
+                        raise ArlError(
+                            f"the baseline evaluation failed: {baseline.reason}",
+                            hint="run `arl-bot eval` to see the evaluation's output and fix it first",
+                        )
+                while True:
+                    state.elapsed_s = time.monotonic() - started
+                    best = record.best.metric if record.best else None
+                    reason = decide.stop_reason(self.loop.budget, self.loop.metric, state, best,
+                                                self.options.experiments)
+                    if reason is not None:
+                        break
+                    attempt = self._experiment(state)
+                    summary.attempts.append(attempt)
+                    state.count(attempt.status, attempt.cost_usd)
+            except Interrupted:
+                summary.reason = "interrupted by a signal"
+                self._finish(summary.reason)
+                raise
+            except ArlError as exc:
+                summary.reason = f"error: {exc.message}"
+                self._finish(summary.reason)
+                raise
+            summary.reason = reason
+            self._finish(reason)
+            return summary
+
+    def _prepare(self) -> Record:
+        """Sync with the remote, find or create the branch, the worktree and the record."""
+        if self.remote is not None:
+            self.remote.pull()
+        record = self.store.load()
+        branch_ref = f"refs/heads/{self.loop.branch}"
+        if record is None:
+            base_branch = self.loop.base or self.repo.current_branch()
+            if base_branch is None:
+                raise ArlError("HEAD is detached: no base branch to start from",
+                               hint="check out a branch, or set `base:` in the loop's config")
+            base_sha = self.repo.rev(base_branch)
+            if base_sha is None:
+                raise ArlError(f"base branch {base_branch!r} has no commits",
+                               hint="commit your project first")
+            if self.repo.rev(branch_ref) is None:
+                self.repo.move_ref(branch_ref, base_sha, None)
+            record = self.store.create(Meta(
+                loop=self.loop.name, base_branch=base_branch, base_sha=base_sha, created_at=now(),
+                goal=self.loop.metric.goal, metric=self.loop.metric.name,
+            ))
+        elif self.repo.rev(branch_ref) is None:
+            raise RecordError(
+                f"the record exists but branch {self.loop.branch} does not", where=self.store.ref,
+                hint=f"fetch the branch, or delete the record with `git update-ref -d {self.store.ref}`",
+            )
+        if self.repo.current_branch() == record.meta.base_branch and self.repo.dirty():
+            self.warn("your checkout has uncommitted changes; they are not part of the base "
+                      f"({record.meta.base_sha[:8]}) and the loop will not see them")
+        self.tree = self.repo.add_worktree(self.state_dir / "worktrees" / self.loop.name, self.loop.branch)
+        self.record = record
+        self._recover(record)
+        head = self._head()
+        self.tree.reset_hard(head)
+        return record
+
+    def _recover(self, record: Record) -> None:
+        """Bring the record level with the branch after a run that died between the two."""
+        known = {a.experiment for a in record.attempts}
+        for sha, subject, trailers in self.repo.commit_trailers(self.loop.branch, record.meta.base_sha):
+            number = int(trailers.get("Experiment", "-1"))
+            if number < 0 or number in known:
+                continue
+            metric = float(trailers["Metric"]) if "Metric" in trailers else None
+            best = record.best.metric if record.best else None
+            self._append(Attempt(
+                experiment=number, status="keep", metric=metric, description=subject,
+                parent=self.repo.rev(f"{sha}^") or "", sha=sha, best_before=best,
+                reason="recovered from the branch: the run that made it died before recording it",
+                started_at=now(), run_id=self.run_id,
+            ), self.repo.run("show", "--format=", "--binary", sha, strip=False))
+        if self._inflight.exists():
+            try:
+                info = json.loads(self._inflight.read_text())
+            except ValueError:
+                info = {}
+            number = int(info.get("experiment", -1))
+            if number >= 0 and record.attempt(number) is None and number >= record.next_experiment:
+                head = self._head()
+                self._append(Attempt(
+                    experiment=number, status="interrupted", metric=None,
+                    description=str(info.get("description", "")), parent=head,
+                    best_before=record.best.metric if record.best else None,
+                    reason="the bot was killed during this experiment (found on the next start)",
+                    started_at=str(info.get("started_at", "")), run_id=str(info.get("run_id", "")),
+                ), "")
+            self._inflight.unlink(missing_ok=True)
+
+    def _baseline(self) -> Attempt:
+        """Measure the branch as it is: experiment 0 (or the next number, after a failed baseline)."""
+        record, tree = self._ready()
+        number = record.next_experiment
+        head = self._head()
+        self._mark_inflight(number, "baseline")
+        self._phase(number, "evaluating baseline")
+        measurement = self._measure(number)
+        ok = measurement.metric is not None
+        attempt = Attempt(
+            experiment=number, status="baseline" if ok else "crash", metric=measurement.metric,
+            description="baseline", parent=head, sha=head if ok else None,
+            seeds=measurement.per_seed, reason=measurement.error, mode="baseline",
+            started_at=now(), eval_s=measurement.duration_s, eval_log=measurement.log, run_id=self.run_id,
+        )
+        tree.reset_hard(head)
+        self._append(attempt, "")
+        return attempt
+
+    def _experiment(self, state: decide.RunState) -> Attempt:
+        """One attempt, from the agent's edit to the record."""
+        record, tree = self._ready()
+        number = record.next_experiment
+        parent = self._head()
+        best = record.best
+        assert best is not None and best.metric is not None
+        mode = "improve"
+        started_at = now()
+        self._mark_inflight(number, "")
+        workdir = Path(tempfile.mkdtemp(prefix=f"arl-{self.loop.name}-{number}-"))
+        try:
+            return self._attempt(number, parent, best.metric, mode, started_at, state, workdir)
+        except Interrupted:
+            tree.reset_hard(self._head())
+            if record.attempt(number) is not None:  # the signal landed after the attempt was recorded
+                raise
+            self._append(Attempt(
+                experiment=number, status="interrupted", metric=None, description="", parent=parent,
+                best_before=best.metric, reason="interrupted by SIGINT/SIGTERM", mode=mode,
+                started_at=started_at, run_id=self.run_id,
+            ), "")
+            raise
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    def _attempt(self, number: int, parent: str, best: float, mode: str, started_at: str,
+                 state: decide.RunState, workdir: Path) -> Attempt:
+        record, tree = self._ready()
+        text = prompt.render(self.loop, self._instructions(), record, mode, number)
+        prompt_file = workdir / "prompt.md"
+        prompt_file.write_text(text, encoding="utf-8")
+        left = None
+        if self.loop.budget.cost_usd is not None:
+            left = max(0.0, self.loop.budget.cost_usd - state.cost_usd)
+        self._phase(number, "agent")
+        t0 = time.monotonic()
+        result = self.agent.propose(AgentTask(
+            tree=tree.root, prompt=text, prompt_file=prompt_file, experiment=number, mode=mode,
+            parent=parent, timeout=self.loop.agent.timeout, cost_limit_usd=left,
+            redirects=tuple(record.redirects),
+        ))
+        agent_s = time.monotonic() - t0
+        tree.stage_all()
+        changes = tree.staged_changes(parent)
+        patch = tree.staged_patch(parent) if changes else ""
+
+        def finish(status: str, reason: str, measurement: Measurement | None = None,
+                   sha: str | None = None) -> Attempt:
+            attempt = Attempt(
+                experiment=number, status=status,  # type: ignore[arg-type]
+                metric=measurement.metric if measurement else None,
+                description=result.description, parent=parent, sha=sha, best_before=best,
+                seeds=measurement.per_seed if measurement else {}, reason=reason, mode=mode,
+                files=[c.path for c in changes], cost_usd=result.cost_usd, tokens_in=result.tokens_in,
+                tokens_out=result.tokens_out, started_at=started_at, agent_s=round(agent_s, 3),
+                eval_s=round(measurement.duration_s, 3) if measurement else 0.0,
+                agent_log=result.log, eval_log=measurement.log if measurement else "",
+                run_id=self.run_id, extra=dict(result.extra),
+            )
+            if sha is None:
+                tree.reset_hard(parent)
+            self._append(attempt, patch)
+            self.agent.observe(number, status, attempt.metric)
+            return attempt
+
+        if not result.ok:
+            return finish("crash", result.error)
+        problem = diffcheck.violation(changes, self.loop)
+        if problem is not None:
+            return finish("invalid", problem)
+        tree.clean_ignored()
+        self._restore_protected(tree, record.meta.base_sha)
+        tree_sha = tree.write_tree()
+        self._phase(number, "evaluating")
+        measurement = self._measure(number)
+        status, reason = decide.judge(self.loop.metric, best, measurement.metric, measurement.error)
+        if status != "keep":
+            return finish(status, reason, measurement)
+        with self._signals.hold():
+            sha = tree.commit_tree(tree_sha, parent, result.description, {
+                "Experiment": str(number), "Metric": repr(measurement.metric),
+                "Delta": repr(measurement.metric - best if measurement.metric is not None else 0.0),
+                "Status": "keep", "Seeds": ",".join(str(s) for s in self.loop.evaluate.seeds),
+                "Cost": f"{result.cost_usd:.4f}",
+            })
+            self.repo.move_ref(f"refs/heads/{self.loop.branch}", sha, parent)
+            tree.reset_hard(sha)
+            return finish("keep", reason, measurement, sha)
+
+    # -- pieces ---------------------------------------------------------------------------------------
+    def _measure(self, number: int) -> Measurement:
+        _, tree = self._ready()
+        scratch = Path(tempfile.mkdtemp(prefix=f"arl-eval-{self.loop.name}-{number}-"))
+        try:
+            return measure(self.evaluator, tree.root, list(self.loop.evaluate.seeds), scratch)
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+    def _restore_protected(self, tree: Git, base_sha: str) -> None:
+        """Make every protected path the base's, so the evaluation code is always the base's."""
+        drifted = [p for p in tree.changed_since(base_sha) if matches_any(p, self.loop.all_protected)]
+        if drifted:
+            tree.restore_paths(base_sha, drifted)
+
+    def _instructions(self) -> str:
+        _, tree = self._ready()
+        path = tree.root / self.loop.instructions
+        try:
+            return path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            self.warn(f"instructions file {self.loop.instructions} not found on the research branch")
+            return f"Improve the metric `{self.loop.metric.name}`."
+
+    def _append(self, attempt: Attempt, patch: str) -> None:
+        """Record an attempt and, unless this is a dry run, push branch and record together."""
+        record, _ = self._ready()
+        with self._signals.hold():
+            self.store.append_attempt(attempt, patch)
+            record.attempts.append(attempt)
+            if self.remote is not None:
+                self.remote.push()
+            self._inflight.unlink(missing_ok=True)
+        self._emit("on_attempt", attempt)
+
+    def _note(self, kind: str, **data: object) -> None:
+        record, _ = self._ready()
+        note = Note(kind=kind, at=now(), data=dict(data))  # type: ignore[arg-type]
+        self.store.append_note(note, len(record.notes))
+        record.notes.append(note)
+
+    def _finish(self, reason: str) -> None:
+        self._note("run_end", reason=reason, run_id=self.run_id)
+        if self.remote is not None:
+            self.remote.push()
+        self._emit("on_end", reason)
+
+    def _mark_inflight(self, number: int, description: str) -> None:
+        self._inflight.write_text(json.dumps({
+            "experiment": number, "started_at": now(), "run_id": self.run_id,
+            "description": description, "pid": os.getpid(),
+        }))
+
+    def _head(self) -> str:
+        head = self.repo.rev(f"refs/heads/{self.loop.branch}")
+        assert head is not None
+        return head
+
+    def _ready(self) -> tuple[Record, Git]:
+        assert self.record is not None and self.tree is not None, "call run() first"
+        return self.record, self.tree
+
+    def warn(self, text: str) -> None:
+        """Say something the user should know; listeners print it."""
+        self.warnings.append(text)
+        for listener in self.listeners:
+            on_warning = getattr(listener, "on_warning", None)
+            if on_warning is not None:
+                on_warning(self, text)
+
+    def _phase(self, experiment: int, phase: str) -> None:
+        self._emit("on_phase", experiment, phase)
+
+    def _emit(self, method: str, *args: object) -> None:
+        for listener in self.listeners:
+            handler = getattr(listener, method, None)
+            if handler is not None:
+                handler(self, *args)
+
+
+class _Signals:
+    """Turn SIGINT and SIGTERM into Interrupted, except inside `hold()`, where they wait.
+
+    A keep is a commit, a ref move, a record entry and a push; a signal halfway through would leave
+    the branch and the record disagreeing, so those steps finish first and the signal lands after.
+    """
+
+    def __init__(self) -> None:
+        self._held = 0
+        self._pending: int | None = None
+
+    def _handler(self, signum: int, frame: FrameType | None) -> None:
+        if self._held:
+            self._pending = signum
+            return
+        raise Interrupted(f"stopped by {signal.Signals(signum).name}")
+
+    @contextmanager
+    def installed(self) -> Iterator[None]:
+        """Install the handlers for the duration (main thread only; elsewhere a no-op)."""
+        try:
+            previous = {sig: signal.signal(sig, self._handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+        except ValueError:  # not the main thread: signals cannot be handled here
+            yield
+            return
+        try:
+            yield
+        finally:
+            for sig, old in previous.items():
+                signal.signal(sig, old)
+
+    @contextmanager
+    def hold(self) -> Iterator[None]:
+        """Defer signals until the block is done."""
+        self._held += 1
+        try:
+            yield
+        finally:
+            self._held -= 1
+            if not self._held and self._pending is not None:
+                signum, self._pending = self._pending, None
+                raise Interrupted(f"stopped by {signal.Signals(signum).name}")

@@ -1,0 +1,106 @@
+"""Run a child in a process group of its own, with a timeout that kills the whole group."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+TAIL_BYTES = 8_000  # how much of a log the record keeps
+STDOUT_BYTES = 1_000_000  # how much stdout is kept for metric parsing
+KILL_GRACE_S = 2.0  # between SIGTERM and SIGKILL
+
+
+@dataclass(frozen=True)
+class ProcessResult:
+    """How a child ended and what it printed."""
+
+    returncode: int | None  # None when killed for the timeout
+    timed_out: bool
+    stdout: str
+    stderr: str
+    duration_s: float
+
+    @property
+    def ok(self) -> bool:
+        """Exited by itself with status 0."""
+        return self.returncode == 0 and not self.timed_out
+
+    def tail(self, limit: int = TAIL_BYTES) -> str:
+        """The last part of stdout and stderr, for the record."""
+        text = self.stdout[-limit // 2 :]
+        if self.stderr.strip():
+            text += "\n--- stderr ---\n" + self.stderr[-limit // 2 :]
+        return text
+
+
+def kill_group(pgid: int) -> None:
+    """SIGTERM a process group, then SIGKILL whatever is left after a grace period."""
+    try:
+        os.killpg(pgid, signal.SIGTERM)
+    except (ProcessLookupError, PermissionError):
+        return
+    deadline = time.monotonic() + KILL_GRACE_S
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except (ProcessLookupError, PermissionError):
+            return
+        time.sleep(0.02)
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def run(
+    argv: list[str],
+    *,
+    cwd: str | Path,
+    env: dict[str, str],
+    timeout: float,
+    stdin: str | None = None,
+) -> ProcessResult:
+    """Run argv to completion or timeout; the whole process group is gone when this returns."""
+    start = time.monotonic()
+    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+        proc = subprocess.Popen(
+            argv, cwd=cwd, env=env, stdout=out, stderr=err,
+            stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+            start_new_session=True,  # own process group: a timeout or Ctrl-C kills every child too
+        )
+        timed_out = False
+        try:
+            if stdin is not None and proc.stdin is not None:
+                try:
+                    proc.stdin.write(stdin.encode())
+                    proc.stdin.close()
+                except BrokenPipeError:
+                    pass
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                timed_out = True
+        finally:
+            # Also after a clean exit: a child left running in the background must not outlive the phase.
+            kill_group(proc.pid)
+            proc.wait()
+        return ProcessResult(
+            returncode=None if timed_out else proc.returncode,
+            timed_out=timed_out,
+            stdout=_read_tail(out, STDOUT_BYTES),
+            stderr=_read_tail(err, TAIL_BYTES),
+            duration_s=time.monotonic() - start,
+        )
+
+
+def _read_tail(handle: tempfile._TemporaryFileWrapper[bytes] | object, limit: int) -> str:
+    f = handle  # a TemporaryFile; typed loosely because its class is private
+    f.seek(0, os.SEEK_END)  # type: ignore[attr-defined]
+    size = f.tell()  # type: ignore[attr-defined]
+    f.seek(max(0, size - limit))  # type: ignore[attr-defined]
+    return f.read().decode("utf-8", errors="replace")  # type: ignore[attr-defined,no-any-return]

@@ -1,0 +1,55 @@
+"""Find agents, evaluators and sandboxes by name through entry points, built-ins the same way."""
+
+from __future__ import annotations
+
+from importlib import import_module
+from importlib.metadata import entry_points
+from typing import Any
+
+from .errors import PluginError
+
+GROUP_WORDS = {
+    "arl_bot.agents": "agent kind",
+    "arl_bot.evaluators": "evaluation backend",
+    "arl_bot.sandboxes": "sandbox",
+}
+
+
+def available(group: str) -> list[str]:
+    """Names registered in an entry-point group."""
+    return sorted(ep.name for ep in entry_points(group=group))
+
+
+def load_plugin(group: str, name: str) -> Any:
+    """The class registered as name, or a `module:Class` / `path/to/file.py:Class` reference."""
+    for ep in entry_points(group=group):
+        if ep.name == name:
+            return ep.load()
+    if ":" in name:
+        return _load_reference(name)
+    word = GROUP_WORDS.get(group, group)
+    raise PluginError(
+        f"unknown {word} {name!r}",
+        hint=f"available: {', '.join(available(group)) or '(none)'}; or give module:Class",
+    )
+
+
+def _load_reference(reference: str) -> Any:
+    target, _, attr = reference.rpartition(":")
+    try:
+        if target.endswith(".py"):
+            import importlib.util
+            import sys
+
+            spec = importlib.util.spec_from_file_location(f"arl_plugin_{abs(hash(target))}", target)
+            if spec is None or spec.loader is None:
+                raise ImportError(f"cannot load {target}")
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[spec.name] = module
+            spec.loader.exec_module(module)
+        else:
+            module = import_module(target)
+        return getattr(module, attr)
+    except (ImportError, AttributeError, OSError) as exc:
+        raise PluginError(f"cannot load {reference!r}: {exc}",
+                          hint="use module:Class or path/to/file.py:Class") from None

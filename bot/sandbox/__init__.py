@@ -1,0 +1,5 @@
+"""Sandboxes: where the agent and the evaluation run, and what they may touch."""
+
+from .base import Limits, Policy, Sandbox, choose_sandbox, get_sandbox
+
+__all__ = ["Limits", "Policy", "Sandbox", "choose_sandbox", "get_sandbox"]

@@ -1,0 +1,139 @@
+"""Keep the record in git, on a ref of its own, so it travels with the repository and survives runners.
+
+Layout of `refs/autoresearch/<loop>/record` (a chain of commits, one per appended item):
+
+    meta.json                        where the loop started
+    attempts/<shard>/<NNNNNN>.json   one file per attempt
+    diffs/<shard>/<NNNNNN>.patch     the attempt's diff, kept or not
+    notes/<shard>/<NNNNNN>.json      run starts and ends, redirects, pauses
+
+Shards of 1,000 keep every tree small, so appending costs the same at attempt 10 and 10,000.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from pathlib import Path
+
+from .errors import GitError, RecordError
+from .git import Git, identity_env
+from .record import Attempt, Meta, Note, Record
+
+SHARD = 1000
+
+
+def record_ref(loop: str) -> str:
+    """The ref that holds a loop's record."""
+    return f"refs/autoresearch/{loop}/record"
+
+
+def _shard_path(folder: str, number: int, suffix: str) -> str:
+    return f"{folder}/{number // SHARD:03d}/{number:06d}{suffix}"
+
+
+class RecordStore:
+    """Reads and appends a loop's record through plumbing, never touching any checkout."""
+
+    def __init__(self, git: Git, loop: str) -> None:
+        self.git = git
+        self.loop = loop
+        self.ref = record_ref(loop)
+        self._index = git.common_dir / "autoresearch" / f"{loop}.record-index"
+        self._indexed_commit: str | None = None
+
+    def head(self) -> str | None:
+        """The record's current commit."""
+        return self.git.rev(self.ref)
+
+    # -- reading ------------------------------------------------------------------------------------
+    def load(self) -> Record | None:
+        """The whole record, or None when the loop has never run."""
+        head = self.head()
+        if head is None:
+            return None
+        entries = self.git.tree_entries(head)
+        wanted = [(p, s) for p, s in entries if p.endswith(".json")]
+        blobs = self.git.read_blobs([s for _, s in wanted])
+        meta: Meta | None = None
+        attempts: list[Attempt] = []
+        notes: list[Note] = []
+        for (path, _), blob in zip(wanted, blobs, strict=True):
+            try:
+                data = json.loads(blob)
+                if path == "meta.json":
+                    meta = Meta(**data)
+                elif path.startswith("attempts/"):
+                    attempts.append(Attempt.from_dict(data))
+                elif path.startswith("notes/"):
+                    notes.append(Note.from_dict(data))
+            except (ValueError, TypeError, KeyError) as exc:
+                raise RecordError(
+                    f"cannot read {path}: {exc}", where=f"{self.ref}:{path}",
+                    hint=f"inspect it with `git show {self.ref}:{path}`; `arl-bot record repair "
+                    f"--loop {self.loop}` drops the damaged item into a commit you can review",
+                ) from None
+        if meta is None:
+            raise RecordError("meta.json is missing", where=self.ref,
+                              hint="the ref was not written by arl-bot; delete it to start over")
+        attempts.sort(key=lambda a: a.experiment)
+        notes.sort(key=lambda n: n.at)
+        return Record(meta=meta, attempts=attempts, notes=notes)
+
+    def diff(self, experiment: int) -> str:
+        """The recorded diff of an attempt ('' when it changed nothing)."""
+        path = _shard_path("diffs", experiment, ".patch")
+        try:
+            return self.git.run("show", f"{self.ref}:{path}", strip=False)
+        except GitError:
+            return ""
+
+    # -- writing ------------------------------------------------------------------------------------
+    def create(self, meta: Meta) -> Record:
+        """Start a new record."""
+        body = json.dumps(dataclasses.asdict(meta), sort_keys=True, indent=1).encode()
+        self._write({"meta.json": body}, f"start loop {meta.loop}", new=True)
+        return Record(meta=meta)
+
+    def append_attempt(self, attempt: Attempt, patch: str) -> None:
+        """Add one attempt and its diff."""
+        files = {_shard_path("attempts", attempt.experiment, ".json"): attempt.to_json().encode()}
+        if patch:
+            files[_shard_path("diffs", attempt.experiment, ".patch")] = patch.encode()
+        self._write(files, f"experiment {attempt.experiment}: {attempt.status}")
+
+    def append_note(self, note: Note, number: int) -> None:
+        """Add a note; number orders notes and must be unique."""
+        self._write({_shard_path("notes", number, ".json"): note.to_json().encode()},
+                    f"{note.kind}")
+
+    def _write(self, files: dict[str, bytes], message: str, new: bool = False) -> None:
+        parent = self.head()
+        if new and parent is not None:
+            raise RecordError("a record already exists", where=self.ref)
+        env = {**os.environ, "GIT_INDEX_FILE": str(self._index)}
+        if parent is None:
+            self._index.parent.mkdir(parents=True, exist_ok=True)
+            self.git.run("read-tree", "--empty", env=env)
+        elif self._indexed_commit != parent or not self._index.exists():
+            self._index.parent.mkdir(parents=True, exist_ok=True)
+            self.git.run("read-tree", parent, env=env)
+        cacheinfo: list[str] = []
+        for path, data in files.items():
+            cacheinfo += ["--cacheinfo", f"100644,{self.git.store_blob(data)},{path}"]
+        self.git.run("update-index", "--add", *cacheinfo, env=env)
+        tree = self.git.run("write-tree", env=env)
+        args = ["commit-tree", tree, "-m", message]
+        if parent:
+            args += ["-p", parent]
+        commit = self.git.run(*args, env=identity_env())
+        # Compare-and-swap: a second writer that raced us fails here instead of losing our item.
+        self.git.run("update-ref", self.ref, commit, parent or "0" * 40)
+        self._indexed_commit = commit
+
+    def reset_index(self) -> None:
+        """Forget the cached index (after the ref moved under us, e.g. by a fetch)."""
+        self._indexed_commit = None
+        Path(self._index).unlink(missing_ok=True)
+
