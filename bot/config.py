@@ -277,7 +277,7 @@ def _is_union_tag(part: int | str) -> bool:
     return isinstance(part, str) and part.startswith(("function-", "list[", "dict["))
 
 
-_MODEL_AT = {"loops": Loop, "metric": Metric, "evaluate": Evaluate, "parse": Parse,
+_MODEL_AT: dict[str, type[BaseModel]] = {"loops": Loop, "metric": Metric, "evaluate": Evaluate, "parse": Parse,
              "agent": AgentConfig, "budget": Budget}
 
 

@@ -98,8 +98,8 @@ def measure(evaluator: Evaluator, tree: Path, seeds: list[int], scratch_root: Pa
     return Measurement(tuple(results))
 
 
-_NAME_VALUE = re.compile(r"^\s*([A-Za-z_][A-Za-z0-9_.-]*)\s*[:=]\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|nan|inf|-inf)\s*$",
-                         re.IGNORECASE | re.MULTILINE)
+_NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?nan|[-+]?inf"
+_NAME_VALUE = re.compile(rf"^\s*([A-Za-z_][A-Za-z0-9_.-]*)\s*[:=]\s*({_NUMBER})\s*$", re.IGNORECASE | re.MULTILINE)
 
 
 class MetricNotFound(ValueError):

@@ -8,7 +8,7 @@ from io import BytesIO
 from pathlib import Path
 
 import git as gitpython
-from gitdb.base import IStream
+from gitdb.base import IStream  # type: ignore[import-untyped]  # gitdb ships no type hints
 
 from .errors import GitError, PushRejectedError
 

@@ -17,7 +17,7 @@ from types import FrameType
 from typing import Protocol
 
 from . import decide, diffcheck, prompt
-from .agents import Agent, AgentResult, AgentTask, get_agent
+from .agents import Agent, AgentTask, get_agent
 from .config import Config, Loop
 from .errors import ArlError, Interrupted, RecordError
 from .evaluate import Evaluator, Measurement, get_evaluator, measure
@@ -27,6 +27,7 @@ from .lock import LoopLock
 from .record import Attempt, Meta, Note, Record
 from .sandbox import Sandbox, choose_sandbox
 from .store import RecordStore
+from .strategy import Plan, Strategy
 from .sync import Remote
 
 
@@ -92,6 +93,7 @@ class Session:
         self.agent = agent or get_agent(loop, self.sandbox)
         self.evaluator = evaluator or get_evaluator(loop, self.sandbox)
         self.listeners = list(listeners or [])
+        self.strategy = Strategy(loop)
         self.state_dir = repo.common_dir / "autoresearch"
         self.store = RecordStore(repo, loop.name)
         self.remote = None if self.options.dry_run else Remote(repo, self.options.remote, loop.name)
@@ -238,28 +240,32 @@ class Session:
         parent = self._head()
         best = record.best
         assert best is not None and best.metric is not None
-        mode = "improve"
+        plan = self.strategy.plan(record, parent)
         started_at = now()
         self._mark_inflight(number, "")
         workdir = Path(tempfile.mkdtemp(prefix=f"arl-{self.loop.name}-{number}-"))
         try:
-            return self._attempt(number, parent, best.metric, mode, started_at, state, workdir)
+            return self._attempt(number, parent, plan, best.metric, started_at, state, workdir)
         except Interrupted:
             tree.reset_hard(self._head())
             if record.attempt(number) is not None:  # the signal landed after the attempt was recorded
                 raise
             self._append(Attempt(
                 experiment=number, status="interrupted", metric=None, description="", parent=parent,
-                best_before=best.metric, reason="interrupted by SIGINT/SIGTERM", mode=mode,
+                best_before=best.metric, reason="interrupted by SIGINT/SIGTERM", mode=plan.mode,
                 started_at=started_at, run_id=self.run_id,
             ), "")
             raise
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
 
-    def _attempt(self, number: int, parent: str, best: float, mode: str, started_at: str,
+    def _attempt(self, number: int, parent: str, plan: Plan, best: float, started_at: str,
                  state: decide.RunState, workdir: Path) -> Attempt:
+        """The agent edits plan.start's tree; a keep becomes a commit on the head, keeping history linear."""
         record, tree = self._ready()
+        mode, start = plan.mode, plan.start
+        if start != parent:
+            tree.reset_hard(start)
         text = prompt.render(self.loop, self._instructions(), record, mode, number)
         prompt_file = workdir / "prompt.md"
         prompt_file.write_text(text, encoding="utf-8")
@@ -270,20 +276,20 @@ class Session:
         t0 = time.monotonic()
         result = self.agent.propose(AgentTask(
             tree=tree.root, prompt=text, prompt_file=prompt_file, experiment=number, mode=mode,
-            parent=parent, timeout=self.loop.agent.timeout, cost_limit_usd=left,
+            parent=start, timeout=self.loop.agent.timeout, cost_limit_usd=left,
             redirects=tuple(record.redirects),
         ))
         agent_s = time.monotonic() - t0
         tree.stage_all()
-        changes = tree.staged_changes(parent)
-        patch = tree.staged_patch(parent) if changes else ""
+        changes = tree.staged_changes(start)
+        patch = tree.staged_patch(start) if changes else ""
 
         def finish(status: str, reason: str, measurement: Measurement | None = None,
                    sha: str | None = None) -> Attempt:
             attempt = Attempt(
                 experiment=number, status=status,  # type: ignore[arg-type]
                 metric=measurement.metric if measurement else None,
-                description=result.description, parent=parent, sha=sha, best_before=best,
+                description=result.description, parent=start, sha=sha, best_before=best,
                 seeds=measurement.per_seed if measurement else {}, reason=reason, mode=mode,
                 files=[c.path for c in changes], cost_usd=result.cost_usd, tokens_in=result.tokens_in,
                 tokens_out=result.tokens_out, started_at=started_at, agent_s=round(agent_s, 3),

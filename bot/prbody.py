@@ -174,7 +174,7 @@ def _render(record: Record, ctx: BodyContext, latest: int, kept_rows: int) -> st
             "| # | status | metric | Δ | description | why | commit |",
             "| --- | --- | --- | --- | --- | --- | --- |", *[_row(a, ctx) for a in reversed(rows)]]
     if len(record.attempts) > latest:
-        out += [f"", f"…and {len(record.attempts) - latest} earlier attempts: `arl-bot results --loop {ctx.loop}`"]
+        out += ["", f"…and {len(record.attempts) - latest} earlier attempts: `arl-bot results --loop {ctx.loop}`"]
     kept = [a for a in record.attempts if a.status == "keep"]
     if kept:
         shown = kept[-kept_rows:]

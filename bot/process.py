@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -9,6 +10,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 TAIL_BYTES = 8_000  # how much of a log the record keeps
 STDOUT_BYTES = 1_000_000  # how much stdout is kept for metric parsing
@@ -51,10 +53,8 @@ def kill_group(pgid: int) -> None:
         except (ProcessLookupError, PermissionError):
             return
         time.sleep(0.02)
-    try:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
 
 
 def run(
@@ -98,9 +98,8 @@ def run(
         )
 
 
-def _read_tail(handle: tempfile._TemporaryFileWrapper[bytes] | object, limit: int) -> str:
-    f = handle  # a TemporaryFile; typed loosely because its class is private
-    f.seek(0, os.SEEK_END)  # type: ignore[attr-defined]
-    size = f.tell()  # type: ignore[attr-defined]
-    f.seek(max(0, size - limit))  # type: ignore[attr-defined]
-    return f.read().decode("utf-8", errors="replace")  # type: ignore[attr-defined,no-any-return]
+def _read_tail(handle: IO[bytes], limit: int) -> str:
+    handle.seek(0, os.SEEK_END)
+    size = handle.tell()
+    handle.seek(max(0, size - limit))
+    return handle.read().decode("utf-8", errors="replace")

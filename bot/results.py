@@ -13,7 +13,7 @@ COLUMNS = ("experiment", "status", "metric", "delta", "sha", "cost_usd", "descri
 
 def as_rows(record: Record) -> list[dict[str, object]]:
     """One flat dict per attempt with the columns people ask for first."""
-    rows = []
+    rows: list[dict[str, object]] = []
     for a in record.attempts:
         rows.append({"experiment": a.experiment, "status": a.status, "metric": a.metric,
                      "delta": a.delta, "sha": a.sha or "", "cost_usd": a.cost_usd,

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from arl_bot.loop import RunOptions, Session
 from arl_bot.store import RecordStore
+
 from tests.labs import make_lab
 
 
