@@ -16,7 +16,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Protocol
 
-from . import decide, diffcheck, prompt
+from . import decide, diffcheck, process, prompt
 from .agents import Agent, AgentTask, get_agent
 from .config import Config, Loop
 from .errors import ArlError, Interrupted, RecordError
@@ -107,7 +107,8 @@ class Session:
     # -- the run ------------------------------------------------------------------------------------
     def run(self) -> RunSummary:
         """Run experiments until a stop condition; record every attempt before the next starts."""
-        with LoopLock(self.state_dir / f"{self.loop.name}.lock", self.loop.name), self._signals.installed():
+        with LoopLock(self.state_dir / f"{self.loop.name}.lock", self.loop.name), \
+                self._signals.installed(), self._tracking_children():
             record = self._prepare()
             state = decide.RunState()
             started = time.monotonic()
@@ -202,6 +203,10 @@ class Session:
                 info = json.loads(self._inflight.read_text())
             except ValueError:
                 info = {}
+            for pgid in info.get("groups", []):
+                # Children of a run killed by SIGKILL: end them before they touch the tree again.
+                if process.group_alive(int(pgid)):
+                    process.kill_group(int(pgid))
             number = int(info.get("experiment", -1))
             if number >= 0 and record.attempt(number) is None and number >= record.next_experiment:
                 head = self._head()
@@ -373,6 +378,21 @@ class Session:
         if self.remote is not None:
             self.remote.push()
         self._emit("on_end", reason)
+
+    @contextmanager
+    def _tracking_children(self) -> Iterator[None]:
+        """Note every child's process group in the in-flight marker while the run lasts."""
+        def track(pgid: int) -> None:
+            if self._inflight.exists():
+                info = json.loads(self._inflight.read_text())
+                info["groups"] = [*info.get("groups", []), pgid]
+                self._inflight.write_text(json.dumps(info))
+
+        process.spawn_hooks.append(track)
+        try:
+            yield
+        finally:
+            process.spawn_hooks.remove(track)
 
     def _mark_inflight(self, number: int, description: str) -> None:
         self._inflight.write_text(json.dumps({

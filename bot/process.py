@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import subprocess
@@ -10,11 +11,23 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Callable
 from typing import IO
 
 TAIL_BYTES = 8_000  # how much of a log the record keeps
 STDOUT_BYTES = 1_000_000  # how much stdout is kept for metric parsing
 KILL_GRACE_S = 2.0  # between SIGTERM and SIGKILL
+PR_SET_PDEATHSIG = 1  # prctl option: signal the child when its parent dies
+
+# Called with the process-group id of every child started here, so that a run killed by SIGKILL can
+# find the groups it left behind and end them on its next start (see loop.Session._recover).
+spawn_hooks: list[Callable[[int], None]] = []
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: get SIGKILL if the bot dies, even by SIGKILL (Linux only)."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
 @dataclass(frozen=True)
@@ -40,6 +53,15 @@ class ProcessResult:
         return text
 
 
+def group_alive(pgid: int) -> bool:
+    """Whether any process is left in the group."""
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    return True
+
+
 def kill_group(pgid: int) -> None:
     """SIGTERM a process group, then SIGKILL whatever is left after a grace period."""
     try:
@@ -48,9 +70,7 @@ def kill_group(pgid: int) -> None:
         return
     deadline = time.monotonic() + KILL_GRACE_S
     while time.monotonic() < deadline:
-        try:
-            os.killpg(pgid, 0)
-        except (ProcessLookupError, PermissionError):
+        if not group_alive(pgid):
             return
         time.sleep(0.02)
     with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -72,7 +92,10 @@ def run(
             argv, cwd=cwd, env=env, stdout=out, stderr=err,
             stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
             start_new_session=True,  # own process group: a timeout or Ctrl-C kills every child too
+            preexec_fn=_die_with_parent,
         )
+        for hook in spawn_hooks:
+            hook(proc.pid)
         timed_out = False
         try:
             if stdin is not None and proc.stdin is not None:

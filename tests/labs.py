@@ -126,7 +126,7 @@ def make_lab(tmp_path: Path, values: list[str] | str, *, start: str = "10", conf
     lab.commit_all("lab")
     if remote:
         bare = tmp_path / "remote.git"
-        git(tmp_path, "init", "--quiet", "--bare", str(bare))
+        git(tmp_path, "init", "--quiet", "--bare", "--initial-branch=main", str(bare))
         lab.git("remote", "add", "origin", str(bare))
         lab.git("push", "--quiet", "origin", "main")
         lab.remote = bare

@@ -1,0 +1,202 @@
+"""The command line as a user runs it: real processes, real signals, fresh clones."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from arl_bot.store import RecordStore
+from tests.labs import PY, Lab, git, make_lab, value_config
+
+ARL = [sys.executable, "-m", "arl_bot.cli"]
+
+
+def arl(lab: Lab | Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    cwd = lab.root if isinstance(lab, Lab) else lab
+    result = subprocess.run([*ARL, *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+    if check and result.returncode != 0:
+        raise AssertionError(f"arl-bot {' '.join(args)} exited {result.returncode}:\n{result.stderr}")
+    return result
+
+
+def start(lab: Lab, *args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([*ARL, *args], cwd=lab.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+
+
+def wait_for(path: Path, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{path} never appeared")
+        time.sleep(0.05)
+
+
+def slow_agent_lab(tmp_path: Path, *, remote: bool = False) -> tuple[Lab, Path]:
+    """A lab whose agent writes a value, then signals it started and sleeps on experiment 2."""
+    marker = tmp_path / "agent-started"
+    agent = (
+        "import os, time\nfrom pathlib import Path\n"
+        "n = int(os.environ['AUTORESEARCH_EXPERIMENT'])\n"
+        "Path('model/value.txt').write_text(str(10 - n))\n"
+        f"if n == 2:\n    Path({str(marker)!r}).write_text(str(os.getpid()))\n    time.sleep(120)\n"
+    )
+    lab = make_lab(tmp_path, ["0"], remote=remote, files={"slow.py": agent})
+    lab.write(".autoresearch.yml", value_config(agent=f'{{kind: command, command: "{PY} slow.py"}}')
+              .replace('"agent.py"', '"agent.py", "slow.py"'))
+    lab.commit_all("slow agent")
+    return lab, marker
+
+
+def test_dry_run_prints_the_pull_request_body_and_pushes_nothing(tmp_path: Path) -> None:
+    lab = make_lab(tmp_path, ["8", "9", "5"], remote=True)
+    result = arl(lab, "run", "--dry-run", "--experiments", "3")
+    assert "<!-- arl-bot:pr-body loop=demo -->" in result.stdout
+    assert "| baseline | 10 |" in result.stdout and "| best | 5 (experiment 3) |" in result.stdout
+    assert "experiment 1: KEEP score=8" in result.stderr
+    assert lab.remote is not None
+    assert Lab(lab.remote).git("for-each-ref") .count("autoresearch") == 0
+
+
+def test_results_prints_the_history_as_table_json_and_tsv(tmp_path: Path) -> None:
+    lab = make_lab(tmp_path, ["8", "9"])
+    arl(lab, "run", "--dry-run", "--experiments", "2")
+    table = arl(lab, "results").stdout
+    assert "baseline" in table and "keep" in table and "discard" in table and "best 8;" in table
+    data = json.loads(arl(lab, "results", "--json").stdout)
+    assert [a["status"] for a in data["attempts"]] == ["baseline", "keep", "discard"]
+    tsv = arl(lab, "results", "--tsv").stdout.splitlines()
+    assert tsv[0].split("\t")[:3] == ["experiment", "status", "metric"]
+    assert tsv[2].split("\t")[:3] == ["1", "keep", "8.0"]
+
+
+def test_a_fresh_clone_shows_the_whole_history_and_every_diff(tmp_path: Path) -> None:
+    lab = make_lab(tmp_path, ["8", "9", "crash"], remote=True)
+    arl(lab, "run", "--experiments", "3")
+    assert lab.remote is not None
+    clone = tmp_path / "clone"
+    git(tmp_path, "clone", "--quiet", str(lab.remote), str(clone))
+    data = json.loads(arl(clone, "results", "--json").stdout)
+    assert [a["status"] for a in data["attempts"]] == ["baseline", "keep", "discard", "crash"]
+    kept_sha = data["attempts"][1]["sha"]
+    assert git(clone, "rev-parse", "origin/autoresearch/demo") == kept_sha
+    discarded = arl(clone, "results", "--diff", "2").stdout
+    assert "-8\n+9\n" in discarded
+    missing = arl(clone, "results", "--diff", "9", check=False)
+    assert missing.returncode == 1 and "no experiment 9" in missing.stderr
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_stops_at_once_records_the_attempt_and_restores_the_tree(
+    tmp_path: Path, sig: signal.Signals
+) -> None:
+    lab, marker = slow_agent_lab(tmp_path)
+    proc = start(lab, "run", "--dry-run", "--experiments", "5")
+    wait_for(marker)
+    agent_pid = int(marker.read_text())
+    t0 = time.monotonic()
+    proc.send_signal(sig)
+    _, stderr = proc.communicate(timeout=30)
+    assert time.monotonic() - t0 < 10
+    assert proc.returncode == 130, stderr
+    assert "interrupted" in stderr
+    record = RecordStore(lab.repo, "demo").load()
+    assert record is not None
+    assert [a.status for a in record.attempts] == ["baseline", "keep", "interrupted"]
+    assert record.stop_reason == "interrupted by a signal"
+    assert not Path(f"/proc/{agent_pid}").exists()
+    tree = Lab(lab.repo.common_dir / "autoresearch" / "worktrees" / "demo")
+    assert tree.git("status", "--porcelain") == ""
+    assert tree.git("rev-parse", "HEAD") == record.attempts[1].sha
+
+
+def test_sigkill_mid_experiment_then_resume_loses_and_duplicates_nothing(tmp_path: Path) -> None:
+    lab, marker = slow_agent_lab(tmp_path, remote=True)
+    proc = start(lab, "run", "--experiments", "5")
+    wait_for(marker)
+    agent_pid = int(marker.read_text())
+    proc.kill()
+    proc.communicate(timeout=30)
+    marker.unlink()
+    # The agent of the dead run is gone too, not left editing the tree.
+    deadline = time.monotonic() + 5
+    while Path(f"/proc/{agent_pid}").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not Path(f"/proc/{agent_pid}").exists()
+    lab.write(".autoresearch.yml", value_config(agent=f'{{kind: command, command: "{PY} agent.py values.txt"}}'))
+    lab.write("values.txt", "7\n6\n5\n")
+    lab.commit_all("a quicker agent")
+    arl(lab, "run", "--experiments", "2")
+    record = RecordStore(lab.repo, "demo").load()
+    assert record is not None
+    assert [(a.experiment, a.status) for a in record.attempts] == [
+        (0, "baseline"), (1, "keep"), (2, "interrupted"), (3, "keep"), (4, "keep")]
+    kept = [a.sha for a in record.attempts if a.status == "keep"]
+    assert lab.git("log", "--format=%H", "main..autoresearch/demo").splitlines() == kept[::-1]
+    assert lab.remote is not None
+    assert Lab(lab.remote).git("rev-parse", "autoresearch/demo") == kept[-1]
+
+
+def test_a_kept_commit_whose_record_entry_was_lost_is_recovered_from_its_trailers(tmp_path: Path) -> None:
+    lab = make_lab(tmp_path, ["8", "7"])
+    arl(lab, "run", "--dry-run", "--experiments", "2")
+    store = RecordStore(lab.repo, "demo")
+    # Simulate a bot killed between moving the branch and writing the record: drop the last entry.
+    lab.git("update-ref", store.ref, f"{store.ref}~1")
+    arl(lab, "run", "--dry-run", "--experiments", "1")
+    record = store.load()
+    assert record is not None
+    assert [(a.experiment, a.status) for a in record.attempts][:3] == [(0, "baseline"), (1, "keep"), (2, "keep")]
+    assert "recovered from the branch" in record.attempts[2].reason
+    assert record.attempts[2].sha == lab.git("rev-parse", "autoresearch/demo~1") or record.attempts[3].status != "keep"
+
+
+def test_a_second_run_on_the_same_loop_is_refused_while_the_first_runs(tmp_path: Path) -> None:
+    lab, marker = slow_agent_lab(tmp_path)
+    proc = start(lab, "run", "--dry-run", "--experiments", "5")
+    try:
+        wait_for(marker)
+        second = arl(lab, "run", "--dry-run", check=False)
+        assert second.returncode == 3
+        assert f"loop 'demo' is already running in this clone (pid {proc.pid})" in second.stderr
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)
+
+
+def test_init_writes_starter_files_and_never_overwrites(tmp_path: Path) -> None:
+    git(tmp_path, "init", "--quiet")
+    out = arl(tmp_path, "init", "--loop", "charlm").stdout
+    assert "wrote .autoresearch.yml" in out and "wrote AGENT.md" in out
+    from arl_bot import config
+
+    assert config.load(tmp_path / ".autoresearch.yml").loop("charlm").branch == "autoresearch/charlm"
+    assert ".arl-bot/" in (tmp_path / ".gitignore").read_text()
+    again = arl(tmp_path, "init", check=False)
+    assert again.returncode == 1 and "already exists; nothing was written" in again.stderr
+
+
+def test_eval_measures_the_checkout_and_prints_json(tmp_path: Path) -> None:
+    lab = make_lab(tmp_path, ["8"], start="4.25")
+    data = json.loads(arl(lab, "eval").stdout)
+    assert data["metric"] == 4.25 and data["seeds"] == {"1": 4.25} and data["error"] is None
+    lab.write("model/value.txt", "crash")
+    failed = arl(lab, "eval", check=False)
+    assert failed.returncode == 1 and json.loads(failed.stdout)["error"] == "exited with status 3"
+
+
+def test_errors_are_one_line_that_says_what_to_do(tmp_path: Path) -> None:
+    lab = make_lab(tmp_path, ["8"])
+    lab.write(".autoresearch.yml", value_config().replace("goal: minimize", "goal: lower"))
+    result = arl(lab, "run", "--dry-run", check=False)
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"arl-bot: error: {lab.root / '.autoresearch.yml'}:8: loops.demo.metric.goal")
+    assert "Traceback" not in result.stderr
+    os.environ.get("PATH")
