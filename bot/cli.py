@@ -66,6 +66,12 @@ def cmd_results(args: argparse.Namespace) -> int:
     if record is None:
         raise ArlError(f"loop {name!r} has no record here or on {args.remote}",
                        hint=f"start it with `arl-bot run --loop {name}`")
+    if args.diff is not None:
+        if record.attempt(args.diff) is None:
+            raise ArlError(f"loop {name!r} has no experiment {args.diff}",
+                           hint=f"experiments run from 0 to {record.next_experiment - 1}")
+        sys.stdout.write(store.diff(args.diff))
+        return 0
     formatter = {"table": results.as_table, "json": results.as_json, "tsv": results.as_tsv}[args.format]
     sys.stdout.write(formatter(record) if args.format != "json" else formatter(record) + "\n")
     return 0
@@ -131,6 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
     fmt.add_argument("--format", choices=["table", "json", "tsv"], default="table")
     fmt.add_argument("--json", dest="format", action="store_const", const="json")
     fmt.add_argument("--tsv", dest="format", action="store_const", const="tsv")
+    res.add_argument("--diff", type=int, metavar="N", help="print experiment N's diff, kept or not")
     res.add_argument("--remote", default="origin")
     res.set_defaults(handler=cmd_results)
 
