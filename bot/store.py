@@ -53,33 +53,74 @@ class RecordStore:
         head = self.head()
         if head is None:
             return None
-        entries = self.git.tree_entries(head)
-        wanted = [(p, s) for p, s in entries if p.endswith(".json")]
-        blobs = self.git.read_blobs([s for _, s in wanted])
         meta: Meta | None = None
         attempts: list[Attempt] = []
         notes: list[Note] = []
-        for (path, _), blob in zip(wanted, blobs, strict=True):
-            try:
-                data = json.loads(blob)
-                if path == "meta.json":
-                    meta = Meta(**data)
-                elif path.startswith("attempts/"):
-                    attempts.append(Attempt.from_dict(data))
-                elif path.startswith("notes/"):
-                    notes.append(Note.from_dict(data))
-            except (ValueError, TypeError, KeyError) as exc:
+        for path, _, item in self._items(head):
+            if isinstance(item, Exception):
                 raise RecordError(
-                    f"cannot read {path}: {exc}", where=f"{self.ref}:{path}",
-                    hint=f"inspect it with `git show {self.ref}:{path}`; `arl-bot record repair "
-                    f"--loop {self.loop}` drops the damaged item into a commit you can review",
-                ) from None
+                    f"cannot read {path}: {item}", where=f"{self.ref}:{path}",
+                    hint=f"inspect it with `git show {self.ref}:{path}`; `arl-bot results --repair "
+                    f"--loop {self.loop}` moves damaged items to damaged/ in a new record commit you can review",
+                )
+            if isinstance(item, Meta):
+                meta = item
+            elif isinstance(item, Attempt):
+                attempts.append(item)
+            else:
+                notes.append(item)  # in file order: notes are numbered
         if meta is None:
             raise RecordError("meta.json is missing", where=self.ref,
                               hint="the ref was not written by arl-bot; delete it to start over")
         attempts.sort(key=lambda a: a.experiment)
-        notes.sort(key=lambda n: n.at)
         return Record(meta=meta, attempts=attempts, notes=notes)
+
+    def _items(self, commit: str) -> list[tuple[str, str, Meta | Attempt | Note | Exception]]:
+        """(path, blob sha, parsed item or the error) for every record file; damaged/ is skipped."""
+        entries = [(p, s) for p, s in self.git.tree_entries(commit)
+                   if p == "meta.json" or p.startswith(("attempts/", "notes/"))]
+        blobs = self.git.read_blobs([s for _, s in entries])
+        items: list[tuple[str, str, Meta | Attempt | Note | Exception]] = []
+        for (path, sha), blob in zip(entries, blobs, strict=True):
+            try:
+                data = json.loads(blob)
+                item: Meta | Attempt | Note
+                if path == "meta.json":
+                    item = Meta(**data)
+                elif path.startswith("attempts/"):
+                    item = Attempt.from_dict(data)
+                else:
+                    item = Note.from_dict(data)
+            except (ValueError, TypeError, KeyError, AttributeError) as exc:
+                items.append((path, sha, exc))
+                continue
+            items.append((path, sha, item))
+        return items
+
+    def repair(self) -> list[str]:
+        """Move every unreadable item to damaged/<path> in a new record commit; return what moved.
+
+        Nothing is deleted: the damaged bytes stay in the record for a person to read and fix.
+        """
+        head = self.head()
+        if head is None:
+            return []
+        bad = [(path, sha) for path, sha, item in self._items(head) if isinstance(item, Exception)]
+        if not bad:
+            return []
+        env = {**os.environ, "GIT_INDEX_FILE": str(self._index)}
+        self._index.parent.mkdir(parents=True, exist_ok=True)
+        self.git.run("read-tree", head, env=env)
+        for path, sha in bad:
+            self.git.run("update-index", "--add", "--cacheinfo", f"100644,{sha},damaged/{path}", env=env)
+            self.git.run("update-index", "--force-remove", "--", path, env=env)
+        tree = self.git.run("write-tree", env=env)
+        moved = ", ".join(p for p, _ in bad)
+        commit = self.git.run("commit-tree", tree, "-p", head, "-m", f"repair: move damaged {moved}",
+                              env=identity_env())
+        self.git.run("update-ref", self.ref, commit, head)
+        self._indexed_commit = commit
+        return [p for p, _ in bad]
 
     def diff(self, experiment: int) -> str:
         """The recorded diff of an attempt ('' when it changed nothing)."""
