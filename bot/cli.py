@@ -62,6 +62,15 @@ def cmd_results(args: argparse.Namespace) -> int:
     if store.head() is None and repo.has_remote(args.remote):
         # A fresh clone does not fetch refs outside refs/heads and refs/tags: get the record explicitly.
         repo.fetch(args.remote, [f"+{record_ref(name)}:{record_ref(name)}"])
+    if args.repair:
+        moved = store.repair()
+        for path in moved:
+            print(f"moved damaged {path} to damaged/{path} in {store.ref}")
+        if not moved:
+            print(f"{store.ref}: every item reads fine; nothing to repair")
+        else:
+            print(f"review with `git show {store.ref}`; push it with `git push origin {store.ref}`")
+        return 0
     record = store.load()
     if record is None:
         raise ArlError(f"loop {name!r} has no record here or on {args.remote}",
@@ -138,6 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
     fmt.add_argument("--json", dest="format", action="store_const", const="json")
     fmt.add_argument("--tsv", dest="format", action="store_const", const="tsv")
     res.add_argument("--diff", type=int, metavar="N", help="print experiment N's diff, kept or not")
+    res.add_argument("--repair", action="store_true",
+                     help="move unreadable record items to damaged/ in a new record commit")
     res.add_argument("--remote", default="origin")
     res.set_defaults(handler=cmd_results)
 
