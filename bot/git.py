@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
@@ -13,6 +14,8 @@ from gitdb.base import IStream  # type: ignore[import-untyped]  # gitdb ships no
 from .errors import GitError, PushRejectedError
 
 ZERO_SHA = "0" * 40
+TREE_MODE = "40000"
+BLOB_MODE = "100644"
 TRAILER_PREFIX = "Autoresearch-"
 
 
@@ -24,6 +27,11 @@ def identity_env() -> dict[str, str]:
     env.setdefault("GIT_COMMITTER_NAME", env["GIT_AUTHOR_NAME"])
     env.setdefault("GIT_COMMITTER_EMAIL", env["GIT_AUTHOR_EMAIL"])
     return env
+
+
+def _ident(text: str) -> str:
+    # A name or email with '<', '>' or a newline would corrupt the commit header.
+    return "".join(ch for ch in text if ch not in "<>\n") or "arl-bot"
 
 
 @dataclass(frozen=True)
@@ -71,10 +79,34 @@ class Git:
         except GitError:
             return None
 
+    def _store(self, kind: bytes, data: bytes) -> str:
+        stream = self._repo.odb.store(IStream(kind, len(data), BytesIO(data)))
+        return stream.hexsha.decode() if isinstance(stream.hexsha, bytes) else str(stream.hexsha)
+
     def store_blob(self, data: bytes) -> str:
         """Write a blob into the object database in-process (no git subprocess) and return its SHA."""
-        stream = self._repo.odb.store(IStream(b"blob", len(data), BytesIO(data)))
-        return stream.hexsha.decode() if isinstance(stream.hexsha, bytes) else str(stream.hexsha)
+        return self._store(b"blob", data)
+
+    def store_tree(self, entries: dict[str, tuple[str, str]]) -> str:
+        """Write a tree of name -> (mode, sha) in-process; mode "40000" marks a subtree."""
+        def order(name: str) -> bytes:  # git sorts a subtree as if its name ended in "/"
+            return (name + "/" if entries[name][0] == TREE_MODE else name).encode()
+
+        body = b"".join(
+            f"{entries[name][0]} {name}".encode() + b"\0" + bytes.fromhex(entries[name][1])
+            for name in sorted(entries, key=order)
+        )
+        return self._store(b"tree", body)
+
+    def store_commit(self, tree: str, parents: list[str], message: str) -> str:
+        """Write a commit in-process, as the bot (or GIT_AUTHOR_*/GIT_COMMITTER_* when set)."""
+        env = identity_env()
+        stamp = f"{int(time.time())} +0000"
+        author = f"{_ident(env['GIT_AUTHOR_NAME'])} <{_ident(env['GIT_AUTHOR_EMAIL'])}> {stamp}"
+        committer = f"{_ident(env['GIT_COMMITTER_NAME'])} <{_ident(env['GIT_COMMITTER_EMAIL'])}> {stamp}"
+        head = f"tree {tree}\n" + "".join(f"parent {p}\n" for p in parents)
+        text = f"{head}author {author}\ncommitter {committer}\n\n{message.rstrip()}\n"
+        return self._store(b"commit", text.encode())
 
     def read_blobs(self, shas: list[str]) -> list[bytes]:
         """Read many blobs in-process."""
@@ -91,6 +123,17 @@ class Git:
             if item:
                 meta, path = item.split("\t", 1)
                 entries.append((path, meta.split()[2]))
+        return entries
+
+    def list_tree(self, treeish: str) -> dict[str, tuple[str, str]]:
+        """name -> (mode, sha) of one tree level."""
+        entries: dict[str, tuple[str, str]] = {}
+        for item in self.run("ls-tree", "-z", treeish, strip=False).split("\0"):
+            if item:
+                meta, name = item.split("\t", 1)
+                mode, kind, sha = meta.split()
+                # ls-tree prints subtrees as 040000, but a tree object stores 40000.
+                entries[name] = (TREE_MODE if kind == "tree" else mode, sha)
         return entries
 
     # -- state of the user's checkout -------------------------------------------------------------
@@ -155,16 +198,15 @@ class Git:
     def commit_tree(self, tree: str, parent: str, message: str, trailers: dict[str, str]) -> str:
         """Make a commit of tree on parent with the bot's trailers, without touching any ref."""
         lines = [f"{TRAILER_PREFIX}{key}: {value}" for key, value in trailers.items()]
-        body = message.strip() + "\n\n" + "\n".join(lines) + "\n"
-        return self.run("commit-tree", tree, "-p", parent, "-m", body, env=identity_env())
+        return self.store_commit(tree, [parent], message.strip() + "\n\n" + "\n".join(lines))
 
     def move_ref(self, ref: str, new: str, old: str | None) -> None:
         """Point ref at new only if it still points at old (None: only if it does not exist)."""
         self.run("update-ref", ref, new, old or ZERO_SHA)
 
-    def changed_since(self, commit: str) -> list[str]:
-        """Paths whose staged content differs from commit."""
-        out = self.run("diff", "--cached", "--name-only", "--no-renames", "-z", commit, strip=False)
+    def changed_between(self, old: str, new: str) -> list[str]:
+        """Paths that differ between two commits."""
+        out = self.run("diff", "--name-only", "--no-renames", "-z", old, new, strip=False)
         return [p for p in out.split("\0") if p]
 
     def clean_ignored(self) -> None:
@@ -174,6 +216,11 @@ class Git:
     def reset_hard(self, commit: str) -> None:
         """Throw away every change, ignored and untracked files included, back to commit."""
         self.run("reset", "--quiet", "--hard", commit)
+        self.run("clean", "-ffdxq")
+
+    def checkout_tree(self, commit: str) -> None:
+        """Make the index and files commit's, leaving HEAD and the checked-out branch where they are."""
+        self.run("read-tree", "--reset", "-u", commit)
         self.run("clean", "-ffdxq")
 
     def commit_trailers(self, branch: str, stop_at: str) -> list[tuple[str, str, dict[str, str]]]:

@@ -18,7 +18,7 @@ import os
 from pathlib import Path
 
 from .errors import GitError, RecordError
-from .git import Git, identity_env
+from .git import BLOB_MODE, TREE_MODE, Git, identity_env
 from .record import Attempt, Meta, Note, Record
 
 SHARD = 1000
@@ -42,6 +42,7 @@ class RecordStore:
         self.ref = record_ref(loop)
         self._index = git.common_dir / "autoresearch" / f"{loop}.record-index"
         self._indexed_commit: str | None = None
+        self._trees: dict[str, dict[str, tuple[str, str]]] = {}  # tree path -> name -> (mode, sha)
 
     def head(self) -> str | None:
         """The record's current commit."""
@@ -119,7 +120,7 @@ class RecordStore:
         commit = self.git.run("commit-tree", tree, "-p", head, "-m", f"repair: move damaged {moved}",
                               env=identity_env())
         self.git.run("update-ref", self.ref, commit, head)
-        self._indexed_commit = commit
+        self.reset_index()
         return [p for p, _ in bad]
 
     def diff(self, experiment: int) -> str:
@@ -150,31 +151,49 @@ class RecordStore:
                     f"{note.kind}")
 
     def _write(self, files: dict[str, bytes], message: str, new: bool = False) -> None:
+        """Commit files onto the record in-process; only the final compare-and-swap runs git.
+
+        The trees along each path are rebuilt from a cache of the record's latest commit, so an
+        append writes one shard tree (at most SHARD entries), its folder, the root and a commit:
+        the same work at attempt 10 and at attempt 10,000.
+        """
         parent = self.head()
         if new and parent is not None:
             raise RecordError("a record already exists", where=self.ref)
-        env = {**os.environ, "GIT_INDEX_FILE": str(self._index)}
-        if parent is None:
-            self._index.parent.mkdir(parents=True, exist_ok=True)
-            self.git.run("read-tree", "--empty", env=env)
-        elif self._indexed_commit != parent or not self._index.exists():
-            self._index.parent.mkdir(parents=True, exist_ok=True)
-            self.git.run("read-tree", parent, env=env)
-        cacheinfo: list[str] = []
+        if parent != self._indexed_commit:
+            self._trees = {}
+        root = self._tree("", parent)
         for path, data in files.items():
-            cacheinfo += ["--cacheinfo", f"100644,{self.git.store_blob(data)},{path}"]
-        self.git.run("update-index", "--add", *cacheinfo, env=env)
-        tree = self.git.run("write-tree", env=env)
-        args = ["commit-tree", tree, "-m", message]
-        if parent:
-            args += ["-p", parent]
-        commit = self.git.run(*args, env=identity_env())
+            parts = path.split("/")
+            blob = (BLOB_MODE, self.git.store_blob(data))
+            trees = [root] + [self._tree("/".join(parts[: i + 1]), parent) for i in range(len(parts) - 1)]
+            trees[-1][parts[-1]] = blob
+            for depth in range(len(parts) - 1, 0, -1):
+                trees[depth - 1][parts[depth - 1]] = (TREE_MODE, self.git.store_tree(trees[depth]))
+        commit = self.git.store_commit(self.git.store_tree(root), [parent] if parent else [], message)
         # Compare-and-swap: a second writer that raced us fails here instead of losing our item.
-        self.git.run("update-ref", self.ref, commit, parent or "0" * 40)
+        try:
+            self.git.move_ref(self.ref, commit, parent)
+        except GitError:
+            self._indexed_commit = None
+            raise
         self._indexed_commit = commit
 
+    def _tree(self, path: str, commit: str | None) -> dict[str, tuple[str, str]]:
+        """The cached entries of one tree of the record (loaded from git the first time)."""
+        if path not in self._trees:
+            exists = commit is not None and (path == "" or self._tree_has(path))
+            self._trees[path] = self.git.list_tree(f"{commit}:{path}") if exists else {}
+        return self._trees[path]
+
+    def _tree_has(self, path: str) -> bool:
+        parent, _, name = path.rpartition("/")
+        entry = self._trees.get(parent, {}).get(name)
+        return entry is not None and entry[0] == TREE_MODE
+
     def reset_index(self) -> None:
-        """Forget the cached index (after the ref moved under us, e.g. by a fetch)."""
+        """Forget the cached trees (after the ref moved under us, e.g. by a fetch or a repair)."""
         self._indexed_commit = None
+        self._trees = {}
         Path(self._index).unlink(missing_ok=True)
 

@@ -102,3 +102,21 @@ def test_creating_a_record_twice_is_refused(tmp_path: Path) -> None:
     store.create(META)
     with pytest.raises(RecordError, match="already exists"):
         store.create(META)
+
+
+def test_a_new_process_appends_without_losing_earlier_items_and_git_accepts_the_objects(tmp_path: Path) -> None:
+    g = repo(tmp_path)
+    first = RecordStore(g, "demo")
+    first.create(META)
+    first.append_attempt(attempt(0, "baseline", 2.0), "")
+    first.append_attempt(attempt(1), "patch 1")
+    first.append_note(Note(kind="run_start", at="t"), 0)
+    later = RecordStore(Git(tmp_path), "demo")  # what a resumed run starts with: nothing cached
+    later.append_attempt(attempt(2), "patch 2")
+    later.append_note(Note(kind="run_end", at="t"), 1)
+    record = later.load()
+    assert record is not None
+    assert [a.experiment for a in record.attempts] == [0, 1, 2]
+    assert [n.kind for n in record.notes] == ["run_start", "run_end"]
+    assert later.diff(1) == "patch 1"
+    git(tmp_path, "fsck", "--strict", "--no-dangling")
