@@ -16,7 +16,7 @@ from typing import IO
 
 TAIL_BYTES = 8_000  # how much of a log the record keeps
 STDOUT_BYTES = 1_000_000  # how much stdout is kept for metric parsing
-KILL_GRACE_S = 2.0  # between SIGTERM and SIGKILL
+KILL_GRACE_S = 0.8  # between SIGTERM and SIGKILL: a timed-out phase has nothing worth saving
 PR_SET_PDEATHSIG = 1  # prctl option: signal the child when its parent dies
 
 # Called with the process-group id of every child started here, so that a run killed by SIGKILL can
@@ -62,17 +62,23 @@ def group_alive(pgid: int) -> bool:
     return True
 
 
-def kill_group(pgid: int) -> None:
-    """SIGTERM a process group, then SIGKILL whatever is left after a grace period."""
+def kill_group(pgid: int, leader: subprocess.Popen[bytes] | None = None) -> None:
+    """SIGTERM a process group, then SIGKILL whatever is left after a grace period.
+
+    leader is the group's first process when it is our child: it is reaped while we wait, or its
+    zombie would keep the group looking alive for the whole grace period.
+    """
     try:
         os.killpg(pgid, signal.SIGTERM)
     except (ProcessLookupError, PermissionError):
         return
     deadline = time.monotonic() + KILL_GRACE_S
     while time.monotonic() < deadline:
+        if leader is not None:
+            leader.poll()
         if not group_alive(pgid):
             return
-        time.sleep(0.02)
+        time.sleep(0.01)
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, signal.SIGKILL)
 
@@ -110,7 +116,7 @@ def run(
                 timed_out = True
         finally:
             # Also after a clean exit: a child left running in the background must not outlive the phase.
-            kill_group(proc.pid)
+            kill_group(proc.pid, proc)
             proc.wait()
         return ProcessResult(
             returncode=None if timed_out else proc.returncode,
