@@ -131,3 +131,12 @@ def make_lab(tmp_path: Path, values: list[str] | str, *, start: str = "10", conf
         lab.git("push", "--quiet", "origin", "main")
         lab.remote = bare
     return lab
+
+
+def running(pid: int) -> bool:
+    """Whether pid is a live process; a zombie is not (PID 1 in some containers never reaps orphans)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")

@@ -9,7 +9,7 @@ import pytest
 from arl_bot.errors import ArlError
 from arl_bot.loop import RunOptions, RunSummary, Session
 from arl_bot.store import RecordStore
-from tests.labs import PY, Lab, make_lab, value_config
+from tests.labs import PY, Lab, make_lab, running, value_config
 
 
 def run(lab: Lab, experiments: int | None = None, **options: object) -> RunSummary:
@@ -91,7 +91,7 @@ def test_evaluation_timeout_kills_the_whole_process_group(tmp_path: Path) -> Non
     assert statuses(summary) == ["baseline", "crash"]
     assert summary.record.attempts[1].reason == "timed out after 1s"
     child = int(pidfile.read_text())
-    assert not Path(f"/proc/{child}").exists() or "zombie" in Path(f"/proc/{child}/status").read_text().lower()
+    assert not running(child)
 
 
 def test_background_children_do_not_outlive_a_clean_evaluation(tmp_path: Path) -> None:
@@ -103,7 +103,7 @@ def test_background_children_do_not_outlive_a_clean_evaluation(tmp_path: Path) -
         f"open({str(pidfile)!r}, 'w').write(str(bg.pid))\n"))
     lab.commit_all("evaluation that leaves a child")
     run(lab, 1)
-    assert not Path(f"/proc/{int(pidfile.read_text())}").exists()
+    assert not running(int(pidfile.read_text()))
 
 
 @pytest.mark.parametrize(("agent_action", "reason"), [
