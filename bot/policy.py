@@ -26,17 +26,51 @@ def base_env(home: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+def passed_env(names: list[str] | tuple[str, ...]) -> dict[str, str]:
+    """The named variables of ours that an agent's config passes on (`agent.pass_env`), where set."""
+    return {name: os.environ[name] for name in names
+            if name in os.environ and name not in ("GITHUB_TOKEN", "GH_TOKEN")}
+
+
 def agent_policy(tree: Path, workdir: Path, extra_env: dict[str, str]) -> Policy:
     """The agent may write the tree (the diff check polices what) and its workdir, and reach its API.
 
-    workdir is outside the tree: it holds the prompt file and the agent's HOME.
+    workdir is outside the tree: it holds the prompt file and the agent's HOME. The tree's `.git` file
+    stays read-only: pointed elsewhere, it would hand the bot's own git commands a config (hooks,
+    fsmonitor) the agent wrote, and the repository's git directory, with the record, is read-only too.
     """
     home = workdir / "home"
     home.mkdir(parents=True, exist_ok=True)
-    return Policy(phase="agent", writable=(tree, workdir), network=True, env=base_env(home, extra_env))
+    return Policy(phase="agent", writable=(tree, workdir), network=True, env=base_env(home, extra_env),
+                  readable=git_dirs(tree), readonly=(tree / ".git",))
 
 
 def evaluation_policy(tree: Path, scratch: Path, extra_env: dict[str, str]) -> Policy:
-    """The evaluation may write its scratch dir and the tree's ignored outputs; no secrets, no network."""
-    return Policy(phase="evaluation", writable=(tree, scratch), network=False,
-                  env=base_env(scratch, extra_env))
+    """The evaluation reads the tree and writes only its scratch dir; no secrets, no network."""
+    return Policy(phase="evaluation", writable=(scratch,), network=False,
+                  env=base_env(scratch, extra_env), readable=(tree,))
+
+
+def score_policy(source: Path, outputs: Path, result_dir: Path, extra_env: dict[str, str]) -> Policy:
+    """The trusted scorer reads the base's files and the evaluation's outputs, and writes its result."""
+    return Policy(phase="evaluation", writable=(result_dir,), network=False,
+                  env=base_env(result_dir, extra_env), readable=(source, outputs))
+
+
+def git_dirs(tree: Path) -> tuple[Path, ...]:
+    """The git directories a worktree's `.git` file points to (its own and the common one)."""
+    dot_git = tree / ".git"
+    if dot_git.is_dir():
+        return (dot_git,)
+    try:
+        text = dot_git.read_text(encoding="utf-8").strip()
+    except OSError:
+        return ()
+    if not text.startswith("gitdir:"):
+        return ()
+    gitdir = (tree / text.removeprefix("gitdir:").strip()).resolve()
+    try:
+        common = (gitdir / (gitdir / "commondir").read_text(encoding="utf-8").strip()).resolve()
+    except OSError:
+        return (gitdir,)
+    return (common, gitdir)

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from ..config import Loop
+from ..config import Loop, SandboxSettings
 from ..process import ProcessResult
 from ..registry import available, load_plugin
+
+# Where credentials live on a typical host; no phase may read them, whatever else it may read.
+DEFAULT_HIDDEN = (
+    "~/.ssh", "~/.aws", "~/.azure", "~/.config/gcloud", "~/.config/gh", "~/.docker", "~/.kube",
+    "~/.gnupg", "~/.netrc", "~/.git-credentials", "~/.pypirc", "~/.npmrc", "~/.anthropic", "~/.claude",
+)
 
 
 @dataclass(frozen=True)
@@ -30,6 +37,9 @@ class Policy:
     network: bool
     env: dict[str, str]  # the whole environment the child sees
     limits: Limits = field(default_factory=Limits)
+    readable: tuple[Path, ...] = ()  # must stay visible where the sandbox mounts private dirs (/tmp)
+    readonly: tuple[Path, ...] = ()  # stay read-only even inside a writable path (the tree's .git file)
+    hidden: tuple[Path, ...] = ()  # may not be read at all (credentials on the host)
 
 
 class Sandbox(ABC):
@@ -38,6 +48,20 @@ class Sandbox(ABC):
     name: str = ""
     isolated: bool = True  # False only for `none`: the run and the PR body warn about it
 
+    def __init__(self, settings: SandboxSettings | None = None) -> None:
+        self.settings = settings or SandboxSettings()
+
+    def resolve(self, policy: Policy) -> Policy:
+        """policy with the loop's `sandbox:` settings for its phase applied (network, limits, hidden)."""
+        phase = self.settings.agent if policy.phase == "agent" else self.settings.evaluation
+        hidden = tuple(Path(os.path.expanduser(p)) for p in (*DEFAULT_HIDDEN, *self.settings.hidden))
+        return replace(
+            policy,
+            network=policy.network if phase.network is None else phase.network,
+            limits=Limits(phase.memory_mb, phase.cpu_seconds, phase.processes),
+            hidden=(*policy.hidden, *hidden),
+        )
+
     @abstractmethod
     def run(
         self, argv: list[str], *, cwd: Path, policy: Policy, timeout: float, stdin: str | None = None
@@ -45,19 +69,29 @@ class Sandbox(ABC):
         """Run argv in cwd under policy; every process it started is gone when this returns."""
 
 
+NOTE_PREFIX = "arl-bot sandbox: "  # starts the line a sandbox adds to stderr when a limit was hit
+
+
+def limit_note(result: ProcessResult) -> str:
+    """The limit a sandbox says the run hit, or empty."""
+    notes = [line for line in result.stderr.splitlines() if line.startswith(NOTE_PREFIX)]
+    return notes[-1].removeprefix(NOTE_PREFIX) if notes else ""
+
+
 def choose_sandbox(loop: Loop) -> Sandbox:
     """The loop's sandbox; by default bubblewrap where it is installed and registered, else none."""
-    if loop.sandbox is not None:
-        return get_sandbox(loop.sandbox)
+    settings = loop.sandbox_settings
+    if settings.kind is not None:
+        return get_sandbox(settings.kind, settings)
     if shutil.which("bwrap") and "bubblewrap" in available("arl_bot.sandboxes"):
-        return get_sandbox("bubblewrap")
-    return get_sandbox("none")
+        return get_sandbox("bubblewrap", settings)
+    return get_sandbox("none", settings)
 
 
-def get_sandbox(name: str) -> Sandbox:
+def get_sandbox(name: str, settings: SandboxSettings | None = None) -> Sandbox:
     """The sandbox registered under name (entry point group `arl_bot.sandboxes`)."""
     cls = load_plugin("arl_bot.sandboxes", name)
-    instance = cls()
+    instance = cls(settings)
     if not isinstance(instance, Sandbox):
         raise TypeError(f"{cls!r} is not a Sandbox")
     return instance

@@ -1,0 +1,81 @@
+"""The bubblewrap sandbox: a read-only view of the host, private /tmp, /proc and pids, no secrets."""
+
+from __future__ import annotations
+
+import glob
+import shutil
+from dataclasses import replace
+from pathlib import Path
+
+from .. import process
+from ..config import SandboxSettings
+from ..errors import ArlError
+from ..process import ProcessResult
+from .base import NOTE_PREFIX, Policy, Sandbox
+from .limits import Confinement
+
+# Accelerators disappear behind bwrap's minimal /dev unless bound back in.
+DEVICE_GLOBS = ("/dev/nvidia*", "/dev/dri", "/dev/kfd")
+
+
+class BubblewrapSandbox(Sandbox):
+    """Runs each phase under `bwrap` as the issue's policy table says; limits via cgroups or rlimits."""
+
+    name = "bubblewrap"
+
+    def __init__(self, settings: SandboxSettings | None = None, *, cgroups: bool = True) -> None:
+        super().__init__(settings)
+        self.cgroups = cgroups  # tests turn cgroups off to exercise the rlimit fallback
+        self.last_enforced: dict[str, str] = {}  # how the last run's limits were enforced
+
+    def run(
+        self, argv: list[str], *, cwd: Path, policy: Policy, timeout: float, stdin: str | None = None
+    ) -> ProcessResult:
+        """Run argv under bwrap; the pid namespace ends with it, so nothing it started survives."""
+        policy = self.resolve(policy)
+        bwrap = shutil.which("bwrap")
+        if bwrap is None:
+            raise ArlError("sandbox bubblewrap: `bwrap` is not installed",
+                           hint="apt-get install bubblewrap, or choose another `sandbox:`")
+        with Confinement(policy.limits, cgroups=self.cgroups) as confinement:
+            self.last_enforced = confinement.enforced
+            command = confinement.wrap([bwrap, *bwrap_args(policy, cwd), "--", *argv])
+            result = process.run(command, cwd=cwd, env=_outer_env(policy), timeout=timeout, stdin=stdin)
+            verdict = confinement.verdict()
+        if verdict:
+            result = replace(result, stderr=f"{result.stderr}\n{NOTE_PREFIX}{verdict}\n")
+        return result
+
+
+def bwrap_args(policy: Policy, cwd: Path) -> list[str]:
+    """The bwrap options that build policy's view of the machine."""
+    args = ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--tmpfs", "/dev/shm"]
+    for pattern in DEVICE_GLOBS:
+        for device in sorted(glob.glob(pattern)):
+            args += ["--dev-bind", device, device]
+    # Order matters: later mounts cover earlier ones, so writable paths come after the private /tmp
+    # and read-only exceptions after the writable paths that contain them.
+    for path in policy.readable:
+        if path.exists():
+            args += ["--ro-bind", str(path), str(path)]
+    for path in policy.writable:
+        args += ["--bind", str(path), str(path)]
+    for path in policy.readonly:
+        if path.exists():
+            args += ["--ro-bind", str(path), str(path)]
+    for path in policy.hidden:
+        if path.is_dir():
+            args += ["--tmpfs", str(path), "--remount-ro", str(path)]
+        elif path.exists():
+            args += ["--ro-bind", "/dev/null", str(path)]
+    args += ["--chdir", str(cwd), "--die-with-parent", "--new-session", "--unshare-pid", "--unshare-ipc",
+             "--unshare-uts", "--unshare-cgroup-try", "--cap-drop", "ALL"]
+    if not policy.network:
+        args.append("--unshare-net")
+    return args
+
+
+def _outer_env(policy: Policy) -> dict[str, str]:
+    # The child inherits bwrap's environment, which is exactly the policy's: never --setenv, which
+    # would put an agent's API key on a command line that every user of the host can read.
+    return dict(policy.env)

@@ -1,0 +1,186 @@
+"""Resource limits for one sandboxed run: a cgroup where the bot may make one, rlimits otherwise."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import time
+import uuid
+from pathlib import Path
+from types import TracebackType
+
+from ..errors import ArlError
+from .base import Limits
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")
+PREFIX = "arl-sandbox-"
+STALE_S = 300  # an empty cgroup this old belongs to no run starting right now
+# Joins every cgroup named before `--`, then execs the rest: the command starts inside its cgroups,
+# so nothing it forks can be born outside them (writing the pid after Popen would race with forks).
+JOIN = 'while [ "$1" != -- ]; do echo $$ > "$1" || exit 125; shift; done; shift; exec "$@"'
+
+
+class Confinement:
+    """The limits of one run: enter them with wrap(), read what was hit with verdict(), then exit."""
+
+    def __init__(self, limits: Limits, *, cgroups: bool = True) -> None:
+        self.limits = limits
+        self.use_cgroups = cgroups
+        self.groups: dict[str, Path] = {}  # controller -> this run's cgroup directory
+        self.version: dict[str, int] = {}
+
+    def __enter__(self) -> Confinement:
+        wanted = {"pids": self.limits.processes, "memory": self.limits.memory_mb}
+        for controller, value in wanted.items():
+            if value is not None and self.use_cgroups:
+                self._make(controller, value)
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        for group in self.groups.values():
+            _kill_all(group)
+            with contextlib.suppress(OSError):
+                group.rmdir()
+
+    @property
+    def enforced(self) -> dict[str, str]:
+        """Each limit that is set -> how it is enforced."""
+        out: dict[str, str] = {}
+        if self.limits.processes is not None:
+            out["processes"] = f"cgroup v{self.version['pids']} pids.max" if "pids" in self.groups else (
+                "RLIMIT_NPROC (per user; not enforced for root)")
+        if self.limits.memory_mb is not None:
+            out["memory"] = (f"cgroup v{self.version['memory']} memory limit" if "memory" in self.groups
+                             else "RLIMIT_AS (per process, address space)")
+        if self.limits.cpu_seconds is not None:
+            out["cpu"] = "RLIMIT_CPU (per process)"
+        return out
+
+    def wrap(self, argv: list[str]) -> list[str]:
+        """argv, started inside this run's cgroups and under its rlimits."""
+        rlimits = []
+        if self.limits.cpu_seconds is not None:
+            rlimits.append(f"--cpu={self.limits.cpu_seconds}:{self.limits.cpu_seconds}")
+        if self.limits.memory_mb is not None and "memory" not in self.groups:
+            size = self.limits.memory_mb * 1024 * 1024
+            rlimits.append(f"--as={size}:{size}")
+        if self.limits.processes is not None and "pids" not in self.groups:
+            rlimits.append(f"--nproc={self.limits.processes}:{self.limits.processes}")
+        if rlimits:
+            prlimit = shutil.which("prlimit")
+            if prlimit is None:
+                raise ArlError("resource limits are configured but `prlimit` is not installed",
+                               hint="install util-linux, or remove the limits from `sandbox:`")
+            argv = [prlimit, *rlimits, "--", *argv]
+        if self.groups:
+            procs = [str(group / "cgroup.procs") for group in self.groups.values()]
+            argv = ["/bin/sh", "-c", JOIN, "arl-sandbox", *procs, "--", *argv]
+        return argv
+
+    def verdict(self) -> str:
+        """Which limit the run hit, in words, or empty."""
+        hits = []
+        if "memory" in self.groups:
+            name = "memory.oom_control" if self.version["memory"] == 1 else "memory.events"
+            if _counter(self.groups["memory"] / name, "oom_kill") > 0:
+                hits.append(f"the memory limit ({self.limits.memory_mb} MB) was reached and the kernel killed it")
+        if "pids" in self.groups and _counter(self.groups["pids"] / "pids.events", "max") > 0:
+            hits.append(f"the process limit ({self.limits.processes}) was reached: a fork failed")
+        return "; ".join(hits)
+
+    def _make(self, controller: str, value: int) -> None:
+        """Create this run's cgroup below ours for controller; leave it out where that is not allowed."""
+        found = _own_cgroup(controller)
+        if found is None:
+            return
+        parent, version = found
+        _sweep(parent)
+        group = parent / f"{PREFIX}{uuid.uuid4().hex[:12]}"
+        try:
+            if version == 2:
+                (parent / "cgroup.subtree_control").write_text(f"+{controller}")
+            group.mkdir()
+        except OSError:
+            return
+        try:
+            if controller == "pids":
+                (group / "pids.max").write_text(str(value))
+            elif version == 1:
+                size = str(value * 1024 * 1024)
+                (group / "memory.limit_in_bytes").write_text(size)
+                with contextlib.suppress(OSError):  # no swap accounting: nothing to close off
+                    (group / "memory.memsw.limit_in_bytes").write_text(size)
+            else:
+                (group / "memory.max").write_text(str(value * 1024 * 1024))
+                with contextlib.suppress(OSError):
+                    (group / "memory.swap.max").write_text("0")
+        except OSError:
+            with contextlib.suppress(OSError):
+                group.rmdir()
+            return
+        self.groups[controller] = group
+        self.version[controller] = version
+
+
+def _own_cgroup(controller: str) -> tuple[Path, int] | None:
+    """The directory of the bot's own cgroup for controller, and the cgroup version, if writable."""
+    try:
+        lines = Path("/proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        return None
+    v2_path = None
+    for line in lines:
+        _, names, path = line.split(":", 2)
+        if controller in names.split(","):
+            directory = CGROUP_ROOT / controller / path.lstrip("/")
+            if (directory / "cgroup.procs").exists() and os.access(directory, os.W_OK):
+                return directory, 1
+        if names == "":
+            v2_path = path
+    if v2_path is not None:
+        directory = CGROUP_ROOT / v2_path.lstrip("/")
+        try:
+            available = (directory / "cgroup.controllers").read_text().split()
+        except OSError:
+            return None
+        if controller in available and os.access(directory, os.W_OK):
+            return directory, 2
+    return None
+
+
+def _counter(path: Path, key: str) -> int:
+    try:
+        for line in path.read_text().splitlines():
+            name, _, value = line.partition(" ")
+            if name == key:
+                return int(value)
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def _kill_all(group: Path) -> None:
+    """SIGKILL whatever is still in the cgroup (normally nothing: the pid namespace took it along)."""
+    for _ in range(50):
+        try:
+            pids = [int(p) for p in (group / "cgroup.procs").read_text().split()]
+        except OSError:
+            return
+        if not pids:
+            return
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        time.sleep(0.02)
+
+
+def _sweep(parent: Path) -> None:
+    """Remove empty cgroups left by a bot that was killed before it could clean up."""
+    cutoff = time.time() - STALE_S
+    for stale in parent.glob(f"{PREFIX}*"):
+        with contextlib.suppress(OSError):  # not empty: in use by a run going on right now
+            if stale.stat().st_mtime < cutoff:
+                stale.rmdir()
