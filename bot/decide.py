@@ -23,6 +23,7 @@ class RunState:
 
     experiments: int = 0
     cost_usd: float = 0.0
+    dearest_usd: float = 0.0  # the most expensive experiment of this run: what the next one may cost
     since_keep: int = 0  # consecutive attempts without a keep
     crashes: int = 0  # consecutive crashes
     elapsed_s: float = 0.0
@@ -31,6 +32,7 @@ class RunState:
         """Update the counters after one attempt."""
         self.experiments += 1
         self.cost_usd += cost_usd
+        self.dearest_usd = max(self.dearest_usd, cost_usd)
         self.since_keep = 0 if status == "keep" else self.since_keep + 1
         self.crashes = self.crashes + 1 if status == "crash" else 0
 
@@ -47,9 +49,18 @@ def stop_reason(
     if budget.hours is not None and state.elapsed_s >= budget.hours * 3600:
         return f"hours: {state.elapsed_s / 3600:.2f} h of {budget.hours:g} h used"
     if budget.cost_usd is not None and state.cost_usd >= budget.cost_usd:
-        return f"cost: ${state.cost_usd:.2f} of ${budget.cost_usd:.2f} spent"
+        return f"cost: {usd(state.cost_usd)} of {usd(budget.cost_usd)} spent"
+    if budget.cost_usd is not None and state.cost_usd + state.dearest_usd > budget.cost_usd:
+        # Stop before an experiment the budget cannot afford, not halfway through it.
+        return (f"cost: {usd(state.cost_usd)} of {usd(budget.cost_usd)} spent; the next experiment could "
+                f"cost {usd(state.dearest_usd)} (the dearest so far)")
     if budget.plateau is not None and state.since_keep >= budget.plateau:
         return f"plateau: {state.since_keep} experiments without a keep"
     if budget.crashes is not None and state.crashes >= budget.crashes:
         return f"crashes: {state.crashes} crashes in a row"
     return None
+
+
+def usd(amount: float) -> str:
+    """Dollars with cents, or with four decimals below a dollar (a test's or a cheap model's costs)."""
+    return f"${amount:,.2f}" if amount >= 1 else f"${amount:.4f}"

@@ -22,6 +22,7 @@ class CommandAgent(Agent):
         description_file.unlink(missing_ok=True)
         env = {
             **task.env,
+            **policy.passed_env(self.config.pass_env),  # e.g. the API key of a CLI agent like aider
             "AUTORESEARCH_PROMPT_FILE": str(task.prompt_file),
             "AUTORESEARCH_DESCRIPTION_FILE": str(description_file),
             "AUTORESEARCH_EXPERIMENT": str(task.experiment),

@@ -1,0 +1,197 @@
+"""The claude-code agent: the Claude Code CLI, headless in the sandbox, watched for cost while it runs."""
+
+from __future__ import annotations
+
+import os
+import shlex
+import threading
+import time
+from decimal import Decimal
+from pathlib import Path
+
+from .. import policy, pricing
+from ..errors import ArlError
+from ..process import TAIL_BYTES
+from .base import Agent, AgentResult, AgentTask
+from .claude_stream import StreamMeter
+from .reply import SUMMARY_RULE, summary
+
+FILE_TOOLS = ["Read", "Edit", "Write", "Glob", "Grep"]  # --allowedTools outside a real sandbox
+QUIET = {  # no updates, telemetry or error reports from inside an experiment
+    "DISABLE_AUTOUPDATER": "1", "DISABLE_TELEMETRY": "1", "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+}
+PASSED = ("CLAUDE_CODE_OAUTH_TOKEN", "ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_BASE_URL")  # taken from our env
+NEVER = ("GITHUB_TOKEN", "GH_TOKEN")  # whatever the loop passes, the agent does not get these
+POLL_S = 0.05
+CONTEXT = "You are running one experiment of an automated research loop; the bot measures the result itself. "
+
+# The CLI runs in the background of a small shell so that the bot can stop it from outside any sandbox:
+# the watcher creates $ARL_STOP when the cost cap is crossed, and the shell kills the CLI. The sandbox then
+# kills whatever the CLI left running, as it does after every phase. The prompt comes from a file, since
+# argv has a size limit and the prompt holds the whole history.
+WRAPPER = """\
+"$@" <"$ARL_PROMPT" >"$ARL_STREAM" 2>"$ARL_STDERR" &
+child=$!
+trap 'kill -TERM "$child" 2>/dev/null; exit 143' TERM INT
+while kill -0 "$child" 2>/dev/null; do
+  if [ -e "$ARL_STOP" ]; then
+    kill -TERM "$child" 2>/dev/null; sleep 1; kill -KILL "$child" 2>/dev/null; exit 137
+  fi
+  sleep 0.1
+done
+wait "$child"
+"""
+
+
+class ClaudeCodeAgent(Agent):
+    """Runs `claude -p` on the tree; reads cost and tokens from its stream-json output."""
+
+    kind = "claude-code"
+
+    def propose(self, task: AgentTask) -> AgentResult:
+        """Run the CLI once, stopping it at the timeout or when the cost cap is crossed."""
+        override = pricing.configured(self.config.price)
+        if self.config.model and self.config.model.startswith("claude-"):
+            pricing.price_for(self.config.model, override)  # an unknown model fails before any spend
+        workdir = task.prompt_file.parent
+        files = {name: workdir / f"claude.{name}" for name in ("stream", "stderr", "stop")}
+        for path in files.values():
+            path.unlink(missing_ok=True)
+        files["stream"].touch()
+        env = {**self.environment(task), "ARL_PROMPT": str(task.prompt_file), "ARL_STREAM": str(files["stream"]),
+               "ARL_STDERR": str(files["stderr"]), "ARL_STOP": str(files["stop"])}
+        meter = StreamMeter(override=override)
+        limit = Decimal(str(task.cost_limit_usd)) if task.cost_limit_usd is not None else None
+        watcher = _Watcher(files["stream"], files["stop"], meter, limit)
+        watcher.start()
+        try:
+            run = self.sandbox.run(
+                ["/bin/sh", "-c", WRAPPER, "claude-code", *self.argv()], cwd=task.tree,
+                policy=policy.agent_policy(task.tree, workdir, env), timeout=task.timeout,
+            )
+        finally:
+            watcher.finish()
+        if meter.unknown_model:
+            raise pricing.UnknownModelError(meter.unknown_model)
+        reported = meter.reported_cost
+        cost = reported if reported is not None else pricing.dollars(meter.spent)
+        usage = meter.final_usage
+        stderr = _tail(files["stderr"])
+        error = ""
+        if watcher.reason:
+            error = watcher.reason
+        elif run.timed_out:
+            error = f"agent timed out after {task.timeout:g}s"
+        elif run.returncode != 0 and (meter.result or {}).get("subtype") != "error_max_turns":
+            said = meter.result_text or stderr.strip() or run.stderr.strip()
+            error = f"claude exited with status {run.returncode}: {_last_line(said)}"
+        log = [*meter.actions, meter.result_text.strip()]
+        log.append(f"cost ${cost:.6f} ({'reported by claude' if reported is not None else 'from the stream'}); "
+                   f"{usage.prompt_tokens} tokens in, {usage.output_tokens} out")
+        if error:
+            log.append(error)
+        if stderr.strip():
+            log += ["--- stderr ---", stderr]
+        return AgentResult(
+            description=summary(meter.result_text) or f"experiment {task.experiment}",
+            cost_usd=cost, tokens_in=usage.prompt_tokens, tokens_out=usage.output_tokens,
+            log="\n".join(line for line in log if line)[-TAIL_BYTES:], error=error,
+            extra={"agent": {"model": meter.model, "turns": (meter.result or {}).get("num_turns")}},
+        )
+
+    def environment(self, task: AgentTask) -> dict[str, str]:
+        """What the CLI gets on top of the sandbox's safe variables: credentials, never a GitHub token."""
+        env = {**task.env, **policy.passed_env(self.config.pass_env), **_credentials(self.config.api_key_env),
+               **QUIET}
+        if self.sandbox.isolated:
+            env["IS_SANDBOX"] = "1"  # lets the CLI skip permission prompts as root: only inside a real sandbox
+        for name in NEVER:
+            env.pop(name, None)
+        return env
+
+    def argv(self) -> list[str]:
+        """The CLI's command line: never a secret on it, and the prompt comes on stdin."""
+        command = shlex.split(self.config.command) if self.config.command else ["claude"]
+        args = [*command, "-p", "--output-format", "stream-json", "--verbose", "--include-partial-messages",
+                "--append-system-prompt", CONTEXT + SUMMARY_RULE]
+        if self.config.model:
+            args += ["--model", self.config.model]
+        if self.config.max_turns:
+            args += ["--max-turns", str(self.config.max_turns)]
+        tools = self.config.allowed_tools
+        if self.sandbox.isolated:
+            # The sandbox is the fence; as root the CLI accepts this only with IS_SANDBOX=1 (see environment).
+            args.append("--dangerously-skip-permissions")
+        else:
+            args += ["--permission-mode", "acceptEdits"]  # edits inside the working directory, nothing else
+            tools = FILE_TOOLS if tools is None else tools
+        if tools is not None:
+            # --tools is what the model is offered; --allowedTools what runs without asking.
+            args += ["--tools", ",".join(tools), "--allowedTools", ",".join(tools)]
+        return [*args, *self.config.args]
+
+
+class _Watcher(threading.Thread):
+    """Tails the CLI's stream into the meter and raises the stop flag when the cap is crossed."""
+
+    def __init__(self, stream: Path, stop: Path, meter: StreamMeter, limit: Decimal | None) -> None:
+        super().__init__(daemon=True, name="claude-code-watcher")
+        self.stream, self.stop_file, self.meter, self.limit = stream, stop, meter, limit
+        self.reason = ""
+        self._done = threading.Event()
+
+    def run(self) -> None:
+        pending = b""
+        with self.stream.open("rb") as handle:
+            while True:
+                chunk = handle.read(1 << 16)
+                if chunk:
+                    *lines, pending = (pending + chunk).split(b"\n")
+                    for line in lines:
+                        self.meter.feed(line)
+                    self._check()
+                elif self._done.is_set():
+                    break
+                else:
+                    time.sleep(POLL_S)
+        if pending.strip():
+            self.meter.feed(pending)
+
+    def _check(self) -> None:
+        if self.reason:
+            return
+        spent = self.meter.spent
+        if self.meter.unknown_model:
+            self.reason = f"no price for model {self.meter.unknown_model!r}"
+        elif self.limit is not None and spent >= self.limit:
+            self.reason = f"cost cap: ${spent:.4f} spent of ${self.limit:.4f}; Claude Code was stopped"
+        if self.reason:
+            self.stop_file.touch()
+
+    def finish(self) -> None:
+        """Read what is left of the stream and stop."""
+        self._done.set()
+        self.join()
+
+
+def _credentials(variable: str) -> dict[str, str]:
+    """What the CLI needs to reach the API, from our environment; the key goes by env, never argv."""
+    env = {name: os.environ[name] for name in PASSED if os.environ.get(name)}
+    if os.environ.get(variable):
+        env["ANTHROPIC_API_KEY"] = os.environ[variable]
+    if not ({"ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN", "ANTHROPIC_AUTH_TOKEN"} & env.keys()):
+        raise ArlError(f"the claude-code agent needs ${variable} or $CLAUDE_CODE_OAUTH_TOKEN",
+                       hint=f"export {variable}=... (in GitHub: a repository secret passed through env:)")
+    return env
+
+
+def _last_line(text: str) -> str:
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return lines[-1][:300] if lines else "(no output)"
+
+
+def _tail(path: Path) -> str:
+    try:
+        return path.read_bytes()[-TAIL_BYTES // 2 :].decode("utf-8", errors="replace")
+    except OSError:
+        return ""
