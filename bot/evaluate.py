@@ -78,6 +78,10 @@ class Evaluator(ABC):
 def get_evaluator(loop: Loop, sandbox: Sandbox) -> Evaluator:
     """The evaluator the loop's config asks for: `command`, or a registered/`file.py:Class` backend."""
     name = "command" if loop.evaluate.command is not None else str(loop.evaluate.backend)
+    from .backends.python import is_lab_reference
+
+    if is_lab_reference(name):  # a lab's EvalBackend file: it imports the agent's code, so never import it here
+        name = "python"
     cls = load_plugin("arl_bot.evaluators", name)
     evaluator = cls(loop, sandbox)
     if not isinstance(evaluator, Evaluator):

@@ -1,0 +1,154 @@
+"""Pure statistics of a noisy metric: run-to-run noise, the keep rules, and the short-circuit test."""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+RULES = ("mean", "sigma", "welch")
+
+
+@dataclass(frozen=True)
+class Decision:
+    """A keep rule's verdict on one measured candidate."""
+
+    keep: bool
+    reason: str
+    rule: str
+    improvement: float  # candidate mean beats best mean by this much, in the goal's direction
+    threshold: float  # what the improvement had to exceed (mean, sigma) or 0.0 (welch: a confidence)
+    confidence: float | None  # P(the candidate is truly better), when the noise is known
+
+    def as_dict(self) -> dict[str, object]:
+        """What the record stores under `extra["keep"]`."""
+        return {"rule": self.rule, "keep": self.keep, "improvement": self.improvement,
+                "threshold": self.threshold, "confidence": self.confidence}
+
+
+def sigma(values: Sequence[float]) -> float | None:
+    """Run-to-run noise of one evaluation: the sample standard deviation of repeated runs (None below 2)."""
+    finite = [v for v in values if math.isfinite(v)]
+    return statistics.stdev(finite) if len(finite) >= 2 else None
+
+
+def gain(goal: str, candidate: float, best: float) -> float:
+    """How much candidate beats best in the goal's direction (negative: worse)."""
+    return best - candidate if goal == "minimize" else candidate - best
+
+
+def normal_cdf(z: float) -> float:
+    """P(Z <= z) for a standard normal Z."""
+    return 0.5 * (1.0 + math.erf(z / math.sqrt(2.0)))
+
+
+def t_cdf(t: float, df: float) -> float:
+    """P(T <= t) for Student's t with df degrees of freedom (df may be fractional, as Welch's is)."""
+    if df <= 0 or math.isnan(t):
+        return math.nan
+    if math.isinf(t):
+        return 1.0 if t > 0 else 0.0
+    tail = 0.5 * _incomplete_beta(df / 2.0, 0.5, df / (df + t * t))
+    return 1.0 - tail if t > 0 else tail
+
+
+def _incomplete_beta(a: float, b: float, x: float) -> float:
+    """The regularised incomplete beta function I_x(a, b), by its continued fraction (Lentz)."""
+    if x <= 0.0:
+        return 0.0
+    if x >= 1.0:
+        return 1.0
+    log_front = math.lgamma(a + b) - math.lgamma(a) - math.lgamma(b) + a * math.log(x) + b * math.log1p(-x)
+    # The continued fraction converges fast only for x < (a+1)/(a+b+2); use the symmetry otherwise.
+    if x > (a + 1.0) / (a + b + 2.0):
+        return 1.0 - _incomplete_beta(b, a, 1.0 - x)
+    tiny, c, d = 1e-300, 1.0, 1.0 - (a + b) * x / (a + 1.0)
+    d = 1.0 / (d if abs(d) > tiny else tiny)
+    f = d
+    for m in range(1, 300):
+        for numerator in (m * (b - m) * x / ((a + 2 * m - 1) * (a + 2 * m)),
+                          -(a + m) * (a + b + m) * x / ((a + 2 * m) * (a + 2 * m + 1))):
+            d = 1.0 + numerator * d
+            d = 1.0 / (d if abs(d) > tiny else tiny)
+            c = 1.0 + numerator / c
+            c = c if abs(c) > tiny else tiny
+            f *= c * d
+        if abs(c * d - 1.0) < 1e-12:
+            break
+    return math.exp(log_front) * f / a
+
+
+def confidence_better(goal: str, candidate: Sequence[float], best: Sequence[float], noise: float | None,
+                      min_delta: float = 0.0) -> float | None:
+    """One-sided Welch test: P(the candidate's true mean beats the best's by more than min_delta).
+
+    A side with one value borrows the baseline's noise estimate for its variance; with neither a
+    second value nor a noise estimate there is nothing to test and the answer is None.
+    """
+    if not candidate or not best:
+        return None
+    var_a = _variance(candidate, noise)
+    var_b = _variance(best, noise)
+    if var_a is None or var_b is None:
+        return None
+    n_a, n_b = len(candidate), len(best)
+    diff = gain(goal, statistics.fmean(candidate), statistics.fmean(best)) - min_delta
+    se2 = var_a / n_a + var_b / n_b
+    if se2 <= 0.0:  # a deterministic evaluation: the difference is exact
+        return 1.0 if diff > 0 else 0.0
+    t = diff / math.sqrt(se2)
+    # Welch-Satterthwaite degrees of freedom; a borrowed variance counts as well known (many runs).
+    parts = [(var_a / n_a, n_a - 1 if n_a > 1 else 1_000), (var_b / n_b, n_b - 1 if n_b > 1 else 1_000)]
+    denominator = sum(p * p / dof for p, dof in parts if p > 0)
+    df = se2 * se2 / denominator if denominator > 0 else 1_000.0
+    return t_cdf(t, df)
+
+
+def _variance(values: Sequence[float], noise: float | None) -> float | None:
+    if len(values) >= 2:
+        return statistics.variance(values)
+    return noise * noise if noise is not None else None
+
+
+def judge(rule: str, goal: str, metric: str, candidate: Sequence[float], best: Sequence[float], *,
+          noise: float | None, min_delta: float = 0.0, k: float = 2.0, level: float = 0.95) -> Decision:
+    """Keep or discard a candidate measured on seeds against the best state's per-seed values.
+
+    mean:  the mean beats the best's by more than min_delta (noise-blind).
+    sigma: the mean beats the best's by more than max(min_delta, k * sigma), sigma the run-to-run noise.
+    welch: a one-sided Welch test across seeds is at least `level` sure the candidate is better.
+    """
+    mean_c, mean_b = statistics.fmean(candidate), statistics.fmean(best)
+    improvement = gain(goal, mean_c, mean_b)
+    confidence = confidence_better(goal, candidate, best, noise, min_delta)
+    head = f"{metric} {mean_c:.6g} vs best {mean_b:.6g}"
+    conf = "" if confidence is None else f", confidence {confidence:.1%}"
+    if rule == "sigma" and noise is not None:
+        threshold = max(min_delta, k * noise)
+        keep = improvement > threshold
+        verb = "beats" if keep else "does not beat"
+        reason = f"{head}: gain {improvement:.4g} {verb} {k:g}σ = {threshold:.4g} (σ {noise:.4g}){conf}"
+        return Decision(keep, reason, rule, improvement, threshold, confidence)
+    if rule == "welch" and confidence is not None:
+        keep = confidence >= level and improvement > min_delta
+        verb = "reaches" if keep else "is below"
+        reason = f"{head}: Welch test confidence {confidence:.1%} {verb} {level:.0%} (gain {improvement:.4g})"
+        return Decision(keep, reason, rule, improvement, 0.0, confidence)
+    # mean, or a noise-aware rule that has no noise estimate to work with yet
+    keep = improvement > min_delta
+    fallback = "" if rule == "mean" else f" ({rule} rule without a noise estimate: compared means)"
+    margin = f" by more than {min_delta:g}" if min_delta else ""
+    verb = "beats" if keep else "does not beat"
+    reason = f"{metric} {mean_c:.6g} {verb} {mean_b:.6g}{margin}{conf}{fallback}"
+    return Decision(keep, reason, rule, improvement, min_delta, confidence)
+
+
+def clearly_worse(goal: str, first: float, best: Sequence[float], noise: float | None, sigmas: float) -> bool:
+    """Whether one seed's value is already worse than the best's mean by more than `sigmas` * sigma.
+
+    Without a noise estimate nothing is clearly worse: the remaining seeds run.
+    """
+    if not best or noise is None:
+        return False
+    return -gain(goal, first, statistics.fmean(best)) > sigmas * noise
