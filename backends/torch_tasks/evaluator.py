@@ -1,0 +1,128 @@
+"""The torch-charlm and torch-digits evaluators: run the lab's train.py against a task's fixed API."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+from arl_bot import policy
+from arl_bot.config import CONFIG_FILE, Loop
+from arl_bot.errors import ConfigError
+from arl_bot.evaluate import Evaluator, SeedResult
+from arl_bot.sandbox import Sandbox
+
+from . import BUDGET_ENV, DATA_ENV, DEVICE_ENV, RESULT_ENV, SEED_ENV, SPLIT_ENV, data
+
+
+@dataclass(frozen=True)
+class TaskOptions:
+    """`evaluate.options` of a torch task loop."""
+
+    script: str = "train.py"  # the training script, relative to the lab's root
+    python: str = sys.executable  # an interpreter with arl-bot and torch installed (a CUDA one on a GPU box)
+    time_budget: float | None = None  # seconds of training per experiment; None: the task's default
+    device: str = "auto"  # auto: CUDA when present, else the CPU
+    split: str = "val"  # test: score on the holdout split instead (for a holdout evaluation)
+
+    @classmethod
+    def from_loop(cls, loop: Loop) -> TaskOptions:
+        """Read and check the loop's options; a wrong one is a ConfigError naming its key."""
+        given: dict[str, Any] = dict(loop.evaluate.options)
+
+        def bad(key: str, message: str) -> ConfigError:
+            return ConfigError(message, path=CONFIG_FILE, key=f"loops.{loop.name}.evaluate.options.{key}",
+                               hint="options: script, python, time_budget, device, split")
+
+        unknown = sorted(set(given) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise bad(unknown[0], f"unknown option {unknown[0]!r}")
+        for key in ("script", "python", "device", "split"):
+            if key in given and not (isinstance(given[key], str) and given[key]):
+                raise bad(key, f"expected a non-empty string, got {given[key]!r}")
+        budget = given.get("time_budget")
+        if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, float)) or budget <= 0):
+            raise bad("time_budget", f"expected a number of seconds above 0, got {budget!r}")
+        if given.get("split", "val") not in ("val", "test"):
+            raise bad("split", f"expected val or test, got {given['split']!r}")
+        if budget is not None:
+            given["time_budget"] = float(budget)
+            if loop.evaluate.timeout <= budget:
+                raise ConfigError(
+                    f"evaluate.timeout ({loop.evaluate.timeout:g}s) leaves no time beyond the "
+                    f"{budget:g}s training budget", path=CONFIG_FILE, key=f"loops.{loop.name}.evaluate.timeout",
+                    hint="allow startup and scoring too: e.g. the budget plus 60 seconds")
+        return cls(**given)
+
+
+class TorchTaskEvaluator(Evaluator):
+    """Stages the task's data, runs the training script under the sandbox, reads the fixed API's score."""
+
+    task: ClassVar[str] = ""
+
+    def __init__(self, loop: Loop, sandbox: Sandbox) -> None:
+        super().__init__(loop, sandbox)
+        self.options = TaskOptions.from_loop(loop)
+
+    def evaluate(self, tree: Path, seed: int, scratch: Path) -> SeedResult:
+        """Run the training script once with seed; its score comes only from the fixed API's result file."""
+        opts = self.options
+        script = tree / opts.script
+        if not script.is_file():
+            return SeedResult(seed, None, f"no training script {opts.script} in the lab")
+        if (script.parent / "arl_bot").exists():  # python puts the script's folder first on sys.path
+            return SeedResult(seed, None, f"an arl_bot/ folder beside {opts.script} would shadow the fixed "
+                              "scoring API; remove it from the lab")
+        prepared = data.prepare(self.task)
+        # Copy only what the script may read: the test split stays out of sight unless it is scored.
+        splits = ["train", "val", "test"] if opts.split == "test" else ["train", "val"]
+        staged = data.stage(prepared, scratch / "task-data", splits)
+        result_file = scratch / "task-result.json"
+        env = {SEED_ENV: str(int(seed)), DATA_ENV: str(staged.root), RESULT_ENV: str(result_file),
+               SPLIT_ENV: opts.split, DEVICE_ENV: opts.device, "AUTORESEARCH_SCRATCH": str(scratch)}
+        if opts.time_budget is not None:
+            env[BUDGET_ENV] = repr(opts.time_budget)
+        timeout = self.loop.evaluate.timeout
+        run = self.sandbox.run([opts.python, opts.script], cwd=tree,
+                               policy=policy.evaluation_policy(tree, scratch, env), timeout=timeout)
+        log = f"{run.tail()}\n[torch-{self.task}] data: {prepared.source} sha256:{prepared.sha256}"
+        if run.timed_out:
+            return SeedResult(seed, None, f"timed out after {timeout:g}s", log, run.duration_s)
+        if run.returncode != 0:
+            return SeedResult(seed, None, f"exited with status {run.returncode}", log, run.duration_s)
+        return self._read(seed, result_file, prepared, log, run.duration_s)
+
+    def _read(self, seed: int, result_file: Path, prepared: data.Prepared, log: str, duration: float) -> SeedResult:
+        try:
+            result = json.loads(result_file.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            return SeedResult(seed, None, f"no score: {self.options.script} finished without calling the "
+                              f"task's evaluate function", log, duration)
+        except ValueError:
+            return SeedResult(seed, None, "no score: the result file is not JSON", log, duration)
+        value = result.get("value") if isinstance(result, dict) else None
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            return SeedResult(seed, None, f"no score: the metric is {value!r}", log, duration)
+        if result.get("task") != self.task or result.get("data_sha256") != prepared.sha256:
+            return SeedResult(seed, None, f"no score: the result is not for the {self.task} data staged for "
+                              "this run (task or data hash differ)", log, duration)
+        metrics = {k: float(v) for k, v in result.items()
+                   if isinstance(v, (int, float)) and not isinstance(v, bool) and k not in ("value", "seed")}
+        samples = result.get("samples")
+        samples = [s for s in samples if isinstance(s, dict)] if isinstance(samples, list) else []
+        return SeedResult(seed, float(value), "", log, duration, metrics=metrics, samples=samples)
+
+
+class CharLMEvaluator(TorchTaskEvaluator):
+    """torch-charlm: bits per byte of a byte-level language model on standard-library docstrings."""
+
+    task = "charlm"
+
+
+class DigitsEvaluator(TorchTaskEvaluator):
+    """torch-digits: error rate of an 8x8 handwritten-digit classifier."""
+
+    task = "digits"
