@@ -44,18 +44,75 @@ class Remote:
             )
 
     def push(self) -> None:
-        """Push branch and record in one atomic push: both land or neither does."""
+        """Push branch and record in one atomic push: both land or neither does.
+
+        A rejected push fetches, re-checks and retries once: notes pushed meanwhile (a `stop` or
+        `redirect` from a comment) are taken in under ours; anything else someone pushed stops us.
+        """
         refs = [f"{ref}:{ref}" for ref in (self.branch_ref, self.record_ref) if self.repo.rev(ref)]
         try:
             self.repo.push(self.name, refs)
         except PushRejectedError as exc:
-            raise ArlError(
-                f"{self.name} refused the push of the research branch and record: {exc.stderr}",
-                hint="someone else pushed to the research branch; run again to sync, nothing kept is lost "
-                "(it is in this clone's branch and record)",
-            ) from None
+            problem = self._catch_up()
+            if problem is not None:
+                raise ArlError(
+                    f"{self.name} refused the push of the research branch and record ({exc.stderr.strip()[:200]}), "
+                    f"and after fetching: {problem}",
+                    hint="nothing kept is lost (it is in this clone's branch and record); find out who else "
+                    f"runs this loop, then compare `git log {self.branch_ref}` with `git log {self.tracking_branch}`",
+                ) from None
+            try:
+                self.repo.push(self.name, refs)
+            except PushRejectedError as again:
+                raise ArlError(
+                    f"{self.name} refused the push of the research branch and record twice: {again.stderr}",
+                    hint="someone else is pushing to the research branch right now; run again to sync, nothing "
+                    "kept is lost (it is in this clone's branch and record)",
+                ) from None
         for ours, tracking in ((self.branch_ref, self.tracking_branch),
                                (self.record_ref, self.tracking_record)):
             sha = self.repo.rev(ours)
             if sha:
                 self.repo.run("update-ref", tracking, sha)
+
+    def _catch_up(self) -> str | None:
+        """Fetch, and put our record's new commits on top of notes others pushed; None when a retry may work."""
+        self.repo.fetch(self.name, [f"+{self.branch_ref}:{self.tracking_branch}",
+                                    f"+{self.record_ref}:{self.tracking_record}"])
+        ours, theirs = self.repo.rev(self.branch_ref), self.repo.rev(self.tracking_branch)
+        if theirs is not None and ours is not None and not self.repo.is_ancestor(theirs, ours):
+            return f"{self.branch_ref} has commits on {self.name} that this run does not have"
+        local, remote = self.repo.rev(self.record_ref), self.repo.rev(self.tracking_record)
+        if remote is None or local is None or self.repo.is_ancestor(remote, local):
+            return None
+        base = self.repo.run("merge-base", local, remote)
+        added = self.repo.run("diff", "--name-only", "--no-renames", base, remote).split()
+        if any(not path.startswith("notes/") for path in added):
+            return "the record there has attempts this run does not have (another runner ran this loop)"
+        mine = self.repo.run("diff", "--name-only", "--no-renames", base, local).split()
+        if set(mine) & set(added):
+            return "the record there has notes numbered like ours"
+        merged = self._rebase_record(base, local, remote, mine)
+        self.repo.move_ref(self.record_ref, merged, local)
+        return None
+
+    def _rebase_record(self, base: str, local: str, remote: str, paths: list[str]) -> str:
+        """A commit on top of remote with the files our commits since base added (no worktree, no force)."""
+        import os
+        import tempfile
+
+        from .git import identity_env
+
+        with tempfile.TemporaryDirectory(prefix="arl-record-") as scratch:
+            env = {**os.environ, "GIT_INDEX_FILE": os.path.join(scratch, "index")}
+            self.repo.run("read-tree", remote, env=env)
+            entries = dict(self.repo.tree_entries(local))
+            cacheinfo: list[str] = []
+            for path in paths:
+                cacheinfo += ["--cacheinfo", f"100644,{entries[path]},{path}"]
+            if cacheinfo:
+                self.repo.run("update-index", "--add", *cacheinfo, env=env)
+            tree = self.repo.run("write-tree", env=env)
+        count = self.repo.run("rev-list", "--count", f"{base}..{local}")
+        return self.repo.run("commit-tree", tree, "-p", remote, "-m",
+                             f"{count} record entries on top of notes pushed meanwhile", env=identity_env())

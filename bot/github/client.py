@@ -1,0 +1,182 @@
+"""The GitHub adapter: the only module that imports PyGithub; a small typed facade over the REST API."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from ..errors import ArlError
+
+DEFAULT_API = "https://api.github.com"
+
+
+class GitHubError(ArlError):
+    """A GitHub API call failed after its retries."""
+
+    def __init__(self, what: str, status: int | None, detail: str, *, hint: str | None = None) -> None:
+        code = f" (HTTP {status})" if status else ""
+        super().__init__(f"GitHub API: {what} failed{code}: {detail}", hint=hint)
+        self.status = status
+
+
+@dataclass(frozen=True)
+class Pull:
+    """What the bot needs to know about a pull request."""
+
+    number: int
+    title: str
+    body: str
+    state: str
+    draft: bool
+    head_ref: str
+    head_repo: str  # full name of the repository the head branch lives in ('' if it was deleted)
+    base_ref: str
+    html_url: str
+
+
+@dataclass(frozen=True)
+class Comment:
+    """An issue or pull-request comment."""
+
+    id: int
+    body: str
+    login: str
+    user_type: str
+
+
+@dataclass(frozen=True)
+class Retry:
+    """How hard to try: GitHub has bad minutes, and rate limits that say how long to wait."""
+
+    total: int = 6
+    backoff: float = 1.0  # seconds, doubled per retry
+    secondary_wait: float = 60.0  # a secondary rate limit without Retry-After: GitHub asks for a minute
+    max_wait: float = 900.0  # a primary rate limit that resets later than this fails instead of stalling the job
+    timeout: float = 30.0  # per request; a hung connection counts as a failed try
+    # GitHub asks integrations to pause between requests, a second between writes, to stay clear of
+    # secondary rate limits; PyGithub paces by these. Experiments take minutes, so it costs nothing.
+    between_requests: float = 0.25
+    between_writes: float = 1.0
+
+
+class GitHub:
+    """One repository on GitHub (or GitHub Enterprise Server, or a test stand-in) through PyGithub."""
+
+    def __init__(self, repo: str, token: str, api_url: str = DEFAULT_API, retry: Retry | None = None) -> None:
+        from github import Auth, Github, GithubRetry
+
+        retry = retry or Retry()
+        self.full_name = repo
+        self.owner = repo.split("/")[0]
+        self.api_url = api_url.rstrip("/")
+        policy = GithubRetry(
+            total=retry.total, backoff_factor=retry.backoff, secondary_rate_wait=retry.secondary_wait,
+            max_rate_limit_wait=retry.max_wait,
+            # PATCH is what updates the pull-request body: retry it like GET and POST (urllib3 leaves it out).
+            allowed_methods=frozenset({"GET", "POST", "PATCH", "PUT", "DELETE"}),
+        )
+        # lazy: objects are not fetched before use, so an edit is one request, not two.
+        self._gh = Github(auth=Auth.Token(token) if token else None, base_url=self.api_url,
+                          timeout=int(max(1, retry.timeout)), retry=policy, lazy=True,
+                          seconds_between_requests=retry.between_requests,
+                          seconds_between_writes=retry.between_writes)
+        self._repo = self._gh.get_repo(repo)
+
+    # -- calls ------------------------------------------------------------------------------------
+    def role(self, login: str) -> str:
+        """The person's role on the repository (admin, maintain, write, triage, read, none)."""
+        with _errors(f"reading {login}'s permission on {self.full_name}"):
+            try:
+                return str(self._repo.get_collaborator_role_name(login))
+            except _unknown():
+                return "none"
+
+    def pull(self, number: int) -> Pull:
+        """One pull request."""
+        with _errors(f"reading pull request #{number}"):
+            return _pull(self._repo.get_pull(number))
+
+    def pulls(self, *, head_ref: str | None = None, state: str = "open") -> list[Pull]:
+        """Pull requests, newest first; head_ref limits them to that branch in this repository."""
+        head = f"{self.owner}:{head_ref}" if head_ref else None
+        with _errors("listing pull requests"):
+            items = self._repo.get_pulls(state=state, head=head) if head else self._repo.get_pulls(state=state)
+            return [_pull(p) for p in items]
+
+    def create_pull(self, *, head: str, base: str, title: str, body: str, draft: bool = True) -> Pull:
+        """Open a pull request from a branch of this repository."""
+        with _errors(f"opening a pull request from {head} to {base}"):
+            return _pull(self._repo.create_pull(base=base, head=head, title=title, body=body, draft=draft))
+
+    def set_pull_body(self, number: int, body: str) -> None:
+        """Replace a pull request's body (one request)."""
+        with _errors(f"updating the body of pull request #{number}"):
+            self._repo.get_pull(number).edit(body=body)
+
+    def comment(self, number: int, body: str) -> int:
+        """Comment on an issue or pull request; return the comment's id."""
+        with _errors(f"commenting on #{number}"):
+            return int(self._repo.get_issue(number).create_comment(body).id)
+
+    def comments(self, number: int) -> list[Comment]:
+        """Comments on an issue or pull request, oldest first."""
+        with _errors(f"listing the comments on #{number}"):
+            return [Comment(id=c.id, body=c.body or "", login=c.user.login, user_type=c.user.type)
+                    for c in self._repo.get_issue(number).get_comments()]
+
+    def edit_comment(self, comment_id: int, body: str) -> None:
+        """Replace a comment's body."""
+        with _errors(f"editing comment {comment_id}"):
+            self._request("PATCH", f"/issues/comments/{comment_id}", {"body": body})
+
+    def react(self, comment_id: int, content: str) -> None:
+        """Add a reaction (eyes, rocket, confused, ...) to a comment; an existing one is kept."""
+        with _errors(f"reacting {content} to comment {comment_id}"):
+            self._request("POST", f"/issues/comments/{comment_id}/reactions", {"content": content})
+
+    def _request(self, method: str, path: str, payload: dict[str, Any]) -> Any:
+        _, data = self._gh.requester.requestJsonAndCheck(
+            method, f"{self.api_url}/repos/{self.full_name}{path}", input=payload)
+        return data
+
+
+def _pull(p: Any) -> Pull:
+    head_repo = p.head.repo.full_name if p.head.repo is not None else ""
+    return Pull(number=p.number, title=p.title or "", body=p.body or "", state=p.state, draft=bool(p.draft),
+                head_ref=p.head.ref, head_repo=head_repo, base_ref=p.base.ref, html_url=p.html_url or "")
+
+
+def _unknown() -> type[Exception]:
+    from github import UnknownObjectException
+
+    return UnknownObjectException
+
+
+@contextmanager
+def _errors(what: str) -> Iterator[None]:
+    """Turn PyGithub's and the network's exceptions into one GitHubError that says what failed."""
+    from github import BadCredentialsException, GithubException
+    from requests import RequestException
+    from urllib3.exceptions import HTTPError
+
+    try:
+        yield
+    except BadCredentialsException:
+        raise GitHubError(what, 401, "bad credentials", hint="check the token (GITHUB_TOKEN or the "
+                          "github-token input); it may have expired") from None
+    except GithubException as exc:
+        data = exc.data if isinstance(exc.data, dict) else {}
+        detail = str(data.get("message") or exc)
+        problems = [str(e.get("message") or e.get("code")) for e in data.get("errors", []) if isinstance(e, dict)]
+        if problems:
+            detail += ": " + "; ".join(problems)
+        hint = None
+        if exc.status == 403:
+            hint = "the token may lack a permission the workflow must grant (contents, pull-requests, issues: write)"
+        raise GitHubError(what, exc.status, detail, hint=hint) from None
+    except (RequestException, HTTPError) as exc:
+        raise GitHubError(what, None, f"{type(exc).__name__}: {exc}",
+                          hint="GitHub did not answer; the record on the branch is safe, run again later") from None
+

@@ -1,0 +1,162 @@
+"""The gate: read the event, authorise the person, react and answer; decide what the research job runs."""
+
+from __future__ import annotations
+
+import sys
+
+from .. import commands
+from ..commands import Command, Problem
+from ..errors import ArlError
+from ..record import Record
+from . import feedback, notes
+from .context import Context
+from .feedback import Feedback, refusal
+from .outputs import Order, Target
+
+NOTHING = Order(run=False)
+BRANCH_PREFIX = "autoresearch/"
+
+
+def decide(ctx: Context) -> Order:
+    """What the event asks for, after every check; side effects are reactions, replies and record notes."""
+    kind = ctx.event.kind
+    if kind == "comment":
+        return on_comment(ctx)
+    if kind == "schedule":
+        return on_schedule(ctx)
+    if kind in ("dispatch", "cli"):
+        return on_dispatch(ctx)
+    print(f"arl-bot: nothing to do for a {ctx.event.name!r} event", file=sys.stderr)
+    return NOTHING
+
+
+def on_comment(ctx: Context) -> Order:
+    """A comment: a command from someone allowed, on a research pull request of this repository."""
+    ev = ctx.event
+    if ev.from_bot or ev.number is None:
+        return NOTHING  # bots are never obeyed nor answered: two bots could answer each other forever
+    parsed = commands.parse(ev.comment_body)
+    if parsed is None:
+        return NOTHING
+    fb = Feedback(ctx.gh, ev.number, ev.comment_id)
+    line = parsed.line
+    if ev.action != "created":
+        if ev.action == "edited":
+            fb.reply(refusal(line, feedback.EDITED))
+        return NOTHING
+    fb.react(feedback.EYES)
+    if not ev.on_pull:
+        fb.reply(refusal(line, feedback.NOT_A_PULL))
+        return NOTHING
+    allowed = list(ctx.config.github.allowed_roles)
+    role = ctx.gh.role(ev.author)
+    if role not in allowed:
+        fb.reply(refusal(line, feedback.NOT_ALLOWED.format(login=ev.author, role=role,
+                                                           allowed=", ".join(allowed))))
+        return NOTHING
+    if isinstance(parsed, Problem):
+        fb.reply(refusal(line, parsed.reason, with_help=True))
+        return NOTHING
+    if parsed.verb == "help":
+        fb.reply(feedback.HELP)
+        return NOTHING
+    target = _research_target(ctx, fb, line)
+    if target is None:
+        return NOTHING
+    return _command(ctx, fb, parsed, target)
+
+
+def _research_target(ctx: Context, fb: Feedback, line: str) -> Target | None:
+    ev = ctx.event
+    assert ev.number is not None
+    pull = ctx.gh.pull(ev.number)
+    if pull.head_repo != ev.repository:
+        fb.reply(refusal(line, feedback.FORK))
+        return None
+    if not pull.head_ref.startswith(BRANCH_PREFIX):
+        fb.reply(refusal(line, feedback.NOT_RESEARCH.format(branch=pull.head_ref)))
+        return None
+    name = pull.head_ref.removeprefix(BRANCH_PREFIX)
+    if name not in ctx.config.loops:
+        fb.reply(refusal(line, feedback.UNKNOWN_LOOP.format(branch=pull.head_ref, loop=name,
+                                                            config=ctx.config.path)))
+        return None
+    return Target(name, tuple(ctx.config.loops[name].runner))
+
+
+def _command(ctx: Context, fb: Feedback, cmd: Command, target: Target) -> Order:
+    ev = ctx.event
+    loop = target.loop
+    if cmd.verb == "status":
+        fb.reply(feedback.status(loop, notes.load(ctx.repo, loop, ctx.sync_remote)))
+        return NOTHING
+    if cmd.verb == "stop":
+        notes.add(ctx.repo, loop, "pause", {"by": ev.author}, ctx.sync_remote)
+        fb.reply(feedback.done(cmd.line, f"Stopped `{loop}`: the schedule skips it; a running job stops when "
+                                         "its experiments are done. `/autoresearch continue` resumes it."))
+        return NOTHING
+    if cmd.verb == "redirect":
+        text = notes.redirect_text(cmd.text)
+        if not text:
+            fb.reply(refusal(cmd.line, "nothing is left of the redirect text once markup is removed"))
+            return NOTHING
+        notes.add(ctx.repo, loop, "redirect", {"text": text, "by": ev.author}, ctx.sync_remote)
+        fb.reply(feedback.done(cmd.line, f"Noted for `{loop}`: the agent sees it from its next experiment on."))
+        return NOTHING
+    record = notes.load(ctx.repo, loop, ctx.sync_remote)
+    if cmd.verb == "revert":
+        problem = _revert_problem(record, cmd.experiment or 0)
+        if problem:
+            fb.reply(refusal(cmd.line, problem))
+            return NOTHING
+        return Order(run=True, targets=(target,), command="revert", experiment=cmd.experiment, pr=ev.number,
+                     comment_id=ev.comment_id)
+    if record is not None and record.paused:
+        notes.add(ctx.repo, loop, "resume", {"by": ev.author}, ctx.sync_remote)
+    return Order(run=True, targets=(target,), command="continue", experiments=cmd.experiments, pr=ev.number,
+                 comment_id=ev.comment_id)
+
+
+def _revert_problem(record: Record | None, experiment: int) -> str:
+    if record is None:
+        return "the loop has not run yet"
+    attempt = record.attempt(experiment)
+    if attempt is None:
+        return f"there is no experiment {experiment} (the last is {record.next_experiment - 1})"
+    if attempt.status != "keep":
+        return f"experiment {experiment} was not kept ({attempt.status}); only kept experiments can be reverted"
+    return ""
+
+
+def on_schedule(ctx: Context) -> Order:
+    """Every open research pull request of this repository whose loop is not stopped."""
+    targets: list[Target] = []
+    for name in research_loops(ctx):
+        try:
+            record = notes.load(ctx.repo, name, ctx.sync_remote)
+        except ArlError as exc:  # one broken loop must not keep the others from running
+            print(f"arl-bot: skipping {name}: {ctx.redact(str(exc))}", file=sys.stderr)
+            continue
+        if record is not None and record.paused:
+            print(f"arl-bot: {name} is stopped (`/autoresearch continue` resumes it)", file=sys.stderr)
+            continue
+        targets.append(Target(name, tuple(ctx.config.loops[name].runner)))
+    return Order(run=bool(targets), targets=tuple(targets), command="run", experiments=ctx.event.experiments)
+
+
+def research_loops(ctx: Context) -> list[str]:
+    """Loops with an open research pull request in this repository, in config order."""
+    open_loops = {p.head_ref.removeprefix(BRANCH_PREFIX) for p in ctx.gh.pulls(state="open")
+                  if p.head_repo == ctx.event.repository and p.head_ref.startswith(BRANCH_PREFIX)}
+    return [name for name in ctx.config.loops if name in open_loops]
+
+
+def on_dispatch(ctx: Context) -> Order:
+    """Start or continue the loop asked for (or the only one); a stopped loop is resumed by asking."""
+    loop = ctx.config.loop(ctx.event.loop)
+    if not ctx.dry_run:
+        record = notes.load(ctx.repo, loop.name, ctx.sync_remote)
+        if record is not None and record.paused:
+            notes.add(ctx.repo, loop.name, "resume", {"by": "workflow_dispatch"}, ctx.sync_remote)
+    return Order(run=True, targets=(Target(loop.name, tuple(loop.runner)),), command="run",
+                 experiments=ctx.event.experiments)

@@ -1,0 +1,144 @@
+"""The research job: run the loops the gate allowed, keep their pull requests current, report outputs."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+
+from ..errors import ArlError
+from ..loop import Listener, RunOptions, RunSummary, Session
+from ..prbody import BodyContext, fmt, render
+from ..progress import LinePrinter
+from ..revert import revert
+from ..sandbox.none import WARNING
+from . import feedback, gate, notes
+from .context import Context
+from .outputs import Order, Target, annotate, append_summary, write_outputs
+from .pr import PullRequestView, seed_branch
+
+
+@dataclass
+class Outcome:
+    """How one loop's run went."""
+
+    loop: str
+    summary: RunSummary | None = None
+    pr: int | None = None
+    skipped: str = ""
+
+
+def run(ctx: Context, order: Order) -> int:
+    """Run every target in turn; one failing loop does not stop the others. Returns the exit code."""
+    targets = list(order.targets) or _default_targets(ctx)
+    comment_id = order.comment_id or ctx.event.comment_id
+    if comment_id is not None and ctx.event.number is not None and ctx.github is not None and targets:
+        fb = feedback.Feedback(ctx.github, ctx.event.number, comment_id)
+        fb.react(feedback.ROCKET)
+        for warning in fb.warnings:
+            annotate("warning", ctx.redact(warning))
+    failed = 0
+    for target in targets:
+        try:
+            outcome = run_one(ctx, order, target)
+        except ArlError as exc:
+            failed += 1
+            _report_failure(ctx, order, target, exc)
+            continue
+        _report(ctx, outcome)
+    return 1 if failed else 0
+
+
+def _default_targets(ctx: Context) -> list[Target]:
+    if ctx.event.kind == "schedule":
+        return [Target(name) for name in gate.research_loops(ctx)]
+    return [Target(ctx.config.loop(ctx.event.loop).name)]
+
+
+def run_one(ctx: Context, order: Order, target: Target) -> Outcome:
+    """Run one loop (or revert one experiment) with its pull request kept current."""
+    loop = ctx.config.loop(target.loop)
+    if order.command == "run" and ctx.event.kind == "schedule":
+        record = notes.load(ctx.repo, loop.name, ctx.sync_remote)
+        if record is not None and record.paused:  # stopped after the gate looked
+            return Outcome(loop.name, skipped="stopped by a command; `/autoresearch continue` resumes it")
+    if not ctx.dry_run:
+        seed_branch(ctx.repo, loop, ctx.remote)
+    listeners: list[Listener] = [LinePrinter()]
+    view: PullRequestView | None = None
+    session = Session(ctx.repo, ctx.config, loop, RunOptions(
+        experiments=order.experiments, dry_run=ctx.dry_run, remote=ctx.remote, run_id=ctx.event.run_id,
+        run_url=ctx.event.run_url), listeners=listeners)
+    warning = "" if session.sandbox.isolated else WARNING
+    if warning:
+        session.warn(warning)
+    if ctx.github is not None and not ctx.dry_run:
+        view = PullRequestView(ctx.github, loop, server_url=ctx.event.server_url, run_url=ctx.event.run_url,
+                               number=order.pr, sandbox_warning=warning)
+        session.listeners.append(view)
+    if order.command == "revert":
+        assert order.experiment is not None
+        summary = revert(session, order.experiment)
+    else:
+        summary = session.run()
+    if view is not None and view.errors and not view.shows(summary.record):
+        raise ArlError(f"the loop ran, but its pull request could not be updated: {view.errors[-1].message}",
+                       hint="every result is on the research branch and its record; `/autoresearch status` "
+                            "or the next run rebuilds the pull request's body")
+    if ctx.dry_run:
+        ctx_body = BodyContext(loop=loop.name, goal=loop.metric.goal, metric=loop.metric.name,
+                               sandbox_warning=warning)
+        append_summary(ctx.env.get("GITHUB_STEP_SUMMARY"), "### Pull-request body (dry run: not posted)\n\n"
+                       + render(summary.record, ctx_body))
+    return Outcome(loop.name, summary, view.number if view else order.pr)
+
+
+def _report(ctx: Context, outcome: Outcome) -> None:
+    loop = ctx.config.loop(outcome.loop)
+    summary_path = ctx.env.get("GITHUB_STEP_SUMMARY")
+    if outcome.summary is None:
+        print(f"arl-bot: {outcome.loop}: skipped: {outcome.skipped}", file=sys.stderr)
+        append_summary(summary_path, f"### arl-bot: `{outcome.loop}`\n\nSkipped: {outcome.skipped}")
+        return
+    s = outcome.summary
+    record = s.record
+    tried = sum(1 for a in s.attempts if a.status != "baseline")
+    cost = sum(a.cost_usd for a in s.attempts)
+    tokens = sum(a.tokens_in + a.tokens_out for a in s.attempts)
+    baseline = record.baseline.metric if record.baseline else None
+    best = record.best.metric if record.best else None
+    write_outputs(ctx.env.get("GITHUB_OUTPUT"), {
+        "baseline": "" if baseline is None else repr(baseline), "best": "" if best is None else repr(best),
+        "experiments": str(tried), "kept": str(s.kept), "cost": f"{cost:.4f}", "tokens": str(tokens),
+        "pr": "" if outcome.pr is None else str(outcome.pr), "branch": loop.branch,
+    })
+    pr = f"[#{outcome.pr}]({ctx.event.server_url}/{ctx.event.repository}/pull/{outcome.pr})" if outcome.pr else "—"
+    append_summary(summary_path, "\n".join([
+        f"### arl-bot: `{outcome.loop}`", "", f"| {loop.metric.name} ({loop.metric.goal}) | |", "| --- | --- |",
+        f"| baseline | {fmt(baseline)} |", f"| best | {fmt(best)} |",
+        f"| this run | {tried} experiments, {s.kept} kept |",
+        f"| cost | ${cost:.2f}, {tokens:,} tokens |", f"| stopped | {s.reason} |",
+        f"| pull request | {pr} |", f"| branch | `{loop.branch}` |",
+    ]))
+
+
+def _report_failure(ctx: Context, order: Order, target: Target, exc: ArlError) -> None:
+    message = ctx.redact(str(exc))
+    annotate("error", f"{target.loop}: {message}")
+    append_summary(ctx.env.get("GITHUB_STEP_SUMMARY"), f"### arl-bot: `{target.loop}` failed\n\n```text\n"
+                   f"{message}\n```")
+    pr = order.pr
+    if pr is None and ctx.github is not None:
+        try:
+            found = ctx.github.pulls(head_ref=f"autoresearch/{target.loop}")
+            pr = found[0].number if found else None
+        except ArlError:
+            pr = None
+    if pr is None or ctx.github is None:
+        return
+    retry = {"revert": f"/autoresearch revert {order.experiment}",
+             "continue": f"/autoresearch continue {order.experiments or ''}".rstrip()}.get(
+        order.command, "/autoresearch continue")
+    try:
+        ctx.github.comment(pr, feedback.failure(f"`{target.loop}`: {message}", retry, ctx.event.run_url))
+    except ArlError as again:
+        annotate("warning", f"could not comment the failure on #{pr}: {ctx.redact(str(again))}")
