@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import statistics
 from dataclasses import dataclass
 
+from . import measurement_view
 from .record import Attempt, Record
 
 MARKER = "<!-- arl-bot:pr-body loop={loop} -->"
@@ -12,8 +14,12 @@ GITHUB_LIMIT = 65_536  # GitHub rejects longer pull-request bodies
 BUDGET = 60_000  # what we allow ourselves, leaving room for a person's text after the end marker
 LATEST = 15  # rows in "latest experiments"
 KEPT_ROWS = 30  # rows in "kept experiments"
-CHART_POINTS = 60  # points in the Mermaid chart; longer histories are sampled
+CHART_POINTS = 60  # bars in the Mermaid chart; longer histories are binned
+LABELLED = 30  # up to this many attempts the x-axis names each one; past it the axis is numeric
+SPARK_WIDTH = 40  # characters in the text fallback's sparklines
 SPARK = "▁▂▃▄▅▆▇█"
+NO_METRIC = "×"  # a sparkline cell or axis label for an attempt that produced no metric
+BAR_COLOR, LINE_COLOR = "#8c959f", "#1a7f37"  # GitHub's neutral grey and success green
 STATUS_ICON = {"baseline": "🏁", "keep": "✅", "discard": "➖", "crash": "💥", "invalid": "🚫",
                "interrupted": "⏸️"}
 COMMANDS = """\
@@ -37,6 +43,18 @@ class BodyContext:
     commit_url: str = ""  # e.g. https://github.com/o/r/commit/{sha}; empty: plain SHAs
     run_url: str = ""
     sandbox_warning: str = ""
+
+
+@dataclass(frozen=True)
+class Series:
+    """The history reduced to chart points: one per attempt, or one per bin of attempts."""
+
+    labels: list[str]  # the last experiment of each point, marked with NO_METRIC when it has none
+    tried: list[float | None]  # the attempt's metric, or the median of the bin's; None: nothing measured
+    best: list[float | None]  # best so far at the end of each point; None before the baseline
+    binned: bool
+    first: int
+    last: int
 
 
 def fmt(value: float | None) -> str:
@@ -67,14 +85,61 @@ def best_so_far(record: Record) -> list[tuple[int, float]]:
     return points
 
 
-def sparkline(values: list[float], width: int = 40) -> str:
+def series(record: Record, points: int) -> Series:
+    """Reduce the history to at most `points` points, binning consecutive attempts when longer."""
+    attempts = record.attempts
+    best_after: list[float | None] = []
+    best: float | None = None
+    for a in attempts:
+        if a.status in ("baseline", "keep") and a.metric is not None:
+            best = a.metric
+        best_after.append(best)
+    if not attempts:
+        return Series([], [], [], False, 0, 0)
+    n = len(attempts)
+    if n <= points:
+        labels = [f"{a.experiment}" if a.metric is not None else f"{a.experiment}{NO_METRIC}" for a in attempts]
+        return Series(labels, [a.metric for a in attempts], best_after, False,
+                      attempts[0].experiment, attempts[-1].experiment)
+    labels, tried, line = [], [], []
+    for i in range(points):
+        lo, hi = i * n // points, (i + 1) * n // points
+        measured = [a.metric for a in attempts[lo:hi] if a.metric is not None]
+        labels.append(str(attempts[hi - 1].experiment))
+        tried.append(statistics.median(measured) if measured else None)
+        line.append(best_after[hi - 1])
+    return Series(labels, tried, line, True, attempts[0].experiment, attempts[-1].experiment)
+
+
+def bounds_of(s: Series) -> tuple[float, float] | None:
+    """The y range: the whole best-so-far path, and tries up to one path-span beyond it."""
+    line = [v for v in s.best if v is not None]
+    tried = [v for v in s.tried if v is not None]
+    if not line and not tried:
+        return None
+    core = line or tried
+    span = (max(core) - min(core)) or abs(max(core)) * 0.1 or 1.0
+    # Clip wild tries (a diverged run scoring 1e9) so the path people care about keeps its height.
+    floor, ceiling = min(core) - span, max(core) + span
+    clipped = [min(max(v, floor), ceiling) for v in tried]
+    return min(core + clipped), max(core + clipped)
+
+
+def sparkline(values: list[float], width: int = SPARK_WIDTH) -> str:
     """Unicode blocks, one per (sampled) value, for places that do not render Mermaid."""
     if not values:
         return ""
     values = _sample(values, width)
     low, high = min(values), max(values)
+    return "".join(_block(v, low, high) for v in values)
+
+
+def _block(value: float | None, low: float, high: float) -> str:
+    if value is None:
+        return NO_METRIC
     span = high - low or 1.0
-    return "".join(SPARK[min(len(SPARK) - 1, int((v - low) / span * (len(SPARK) - 1) + 0.5))] for v in values)
+    value = min(max(value, low), high)
+    return SPARK[min(len(SPARK) - 1, int((value - low) / span * (len(SPARK) - 1) + 0.5))]
 
 
 def _sample(values: list[float], n: int) -> list[float]:
@@ -84,28 +149,66 @@ def _sample(values: list[float], n: int) -> list[float]:
     return [values[round(i * step)] for i in range(n)]
 
 
+def _quote(text: str) -> str:
+    return text.replace('"', "'").replace("\n", " ")
+
+
 def mermaid_chart(record: Record, ctx: BodyContext) -> str:
-    """An xychart of every measured attempt and the best-so-far line; GitHub renders it natively."""
-    measured = [(a.experiment, a.metric) for a in record.attempts if a.metric is not None]
-    if not measured:
+    """A bar per experiment (or bin) and the best-so-far line, as an xychart GitHub draws natively."""
+    s = series(record, CHART_POINTS)
+    bounds = bounds_of(s)
+    if bounds is None:
         return ""
-    best = dict(best_so_far(record))
-    if len(measured) > CHART_POINTS:
-        step = (len(measured) - 1) / (CHART_POINTS - 1)
-        measured = [measured[round(i * step)] for i in range(CHART_POINTS)]
-    xs = [str(e) for e, _ in measured]
-    tried = [m for _, m in measured if m is not None]
-    line = [best.get(e, m) for e, m in measured if m is not None]
-    low, high = min(tried + line), max(tried + line)
+    low, high = bounds
     pad = (high - low) * 0.05 or abs(high) * 0.05 or 1.0
+    bottom, top = low - pad, high + pad
+    if low >= 0 > bottom:  # a loss or an error rate: an axis below zero would only puzzle
+        bottom = 0.0
+    if s.binned or len(s.labels) > LABELLED:
+        # Long histories: a numeric axis gets evenly spaced ticks instead of 60 crowded labels.
+        x_axis = f'  x-axis "experiment" {s.first} --> {s.last}'
+    else:
+        labels = ", ".join(f'"{x}"' for x in s.labels)
+        x_axis = f'  x-axis "experiment" [{labels}]'
+    # A missing metric draws no bar (height zero at the axis floor); values beyond the range are clipped.
+    bars = [bottom if v is None else min(max(v, bottom), top) for v in s.tried]
+    first_best = next((v for v in s.best if v is not None), bottom)
+    line = [first_best if v is None else v for v in s.best]
+    what = f"median of every {len(record.attempts) // len(s.labels)}" if s.binned else "each experiment"
     return "\n".join([
         "```mermaid",
+        '%%{init: {"themeVariables": {"xyChart": {"plotColorPalette": "'
+        f'{BAR_COLOR}, {LINE_COLOR}"' + "}}}}%%",
         "xychart-beta",
-        f'  title "{ctx.metric} by experiment ({ctx.goal})"',
-        f"  x-axis [{', '.join(xs)}]",
-        f'  y-axis "{ctx.metric}" {low - pad:.6g} --> {high + pad:.6g}',
-        f"  bar [{', '.join(f'{v:.6g}' for v in tried)}]",
+        f'  title "{_quote(ctx.metric)} ({ctx.goal}): bars {what}, line best so far"',
+        x_axis,
+        f'  y-axis "{_quote(ctx.metric)}" {bottom:.6g} --> {top:.6g}',
+        f"  bar [{', '.join(f'{v:.6g}' for v in bars)}]",
         f"  line [{', '.join(f'{v:.6g}' for v in line)}]",
+        "```",
+    ])
+
+
+def text_chart(record: Record, ctx: BodyContext) -> str:
+    """The same story in monospace text, for email, mobile and anything that shows raw Markdown."""
+    s = series(record, SPARK_WIDTH)
+    bounds = bounds_of(s)
+    if bounds is None:
+        return ""
+    low, high = bounds
+    baseline, best = record.baseline, record.best
+    path = "—"
+    if baseline is not None and best is not None and baseline.metric is not None and best.metric is not None:
+        path = f"{fmt(baseline.metric)} → {fmt(best.metric)}"
+        if baseline.metric:
+            path += f" ({(best.metric - baseline.metric) / abs(baseline.metric) * 100:+.2f}%)"
+    per = "per bin" if s.binned else "per experiment"
+    return "\n".join([
+        "```text",
+        f"best so far  {''.join(' ' if v is None else _block(v, low, high) for v in s.best)}  {path}",
+        f"each tried   {''.join(_block(v, low, high) for v in s.tried)}  one cell {per}; "
+        f"{NO_METRIC} = no metric",
+        f"experiments  {s.first} … {s.last}; low = {fmt(low)}, high = {fmt(high)}",
         "```",
     ])
 
@@ -117,38 +220,25 @@ def _sha(sha: str | None, ctx: BodyContext) -> str:
     return f"[`{short}`]({ctx.commit_url.format(sha=sha)})" if ctx.commit_url else f"`{short}`"
 
 
-def _cell(text: str, limit: int = 80) -> str:
-    # A description comes from the agent: keep it on one line and unable to break the table or inject HTML.
+def cell(text: str, limit: int = 80) -> str:
+    """Agent or person text as one table cell: one line, unable to break the table or inject HTML."""
     text = " ".join(text.split()).replace("|", "\\|").replace("<", "&lt;")
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _row(a: Attempt, ctx: BodyContext) -> str:
+def attempt_row(a: Attempt, ctx: BodyContext) -> str:
+    """One attempt as a row of the latest-experiments table."""
     delta = "" if a.delta is None or a.status == "baseline" else f"{a.delta:+.4g}"
     why = a.reason if a.status in ("crash", "invalid", "interrupted") else ""
     return (f"| {a.experiment} | {STATUS_ICON.get(a.status, '')} {a.status} | {fmt(a.metric)} | {delta} | "
-            f"{_cell(a.description)} | {_cell(why, 60)} | {_sha(a.sha, ctx)} |")
+            f"{cell(a.description)} | {cell(why, 60)} | {_sha(a.sha, ctx)} |")
 
 
-def render(record: Record, ctx: BodyContext) -> str:
-    """The whole body; always under GitHub's limit however long the loop has run."""
-    body = _render(record, ctx, LATEST, KEPT_ROWS)
-    latest, kept = LATEST, KEPT_ROWS
-    while len(body) > BUDGET and (latest > 3 or kept > 3):
-        latest, kept = max(3, latest // 2), max(3, kept // 2)
-        body = _render(record, ctx, latest, kept)
-    return body
-
-
-def _render(record: Record, ctx: BodyContext, latest: int, kept_rows: int) -> str:
-    baseline = record.baseline
-    best = record.best
-    counts = record.counts()
-    tried = sum(1 for a in record.attempts if a.status not in ("baseline",))
-    out = [MARKER.format(loop=ctx.loop), f"## 🔬 autoresearch: `{ctx.loop}`", ""]
-    if ctx.sandbox_warning:
-        out += [f"> [!WARNING]\n> {ctx.sandbox_warning}", ""]
-    out += [
+def metric_table(record: Record, ctx: BodyContext) -> list[str]:
+    """Baseline, best, change, counts, cost and status as a two-column table."""
+    baseline, best, counts = record.baseline, record.best, record.counts()
+    tried = sum(1 for a in record.attempts if a.status != "baseline")
+    out = [
         f"| {ctx.metric} ({ctx.goal}) | value |", "| --- | --- |",
         f"| baseline | {fmt(baseline.metric if baseline else None)} |",
         f"| best | {fmt(best.metric if best else None)}"
@@ -162,29 +252,66 @@ def _render(record: Record, ctx: BodyContext, latest: int, kept_rows: int) -> st
     ]
     reason = record.stop_reason
     status = "⏸️ stopped by a command" if record.paused else (f"stopped: {reason}" if reason else "running")
-    out += [f"| status | {_cell(status, 200)} |"]
+    out += [f"| status | {cell(status, 200)} |"]
     if ctx.run_url:
         out += [f"| last run | [{ctx.run_url.rsplit('/', 1)[-1]}]({ctx.run_url}) |"]
+    return out
+
+
+def progress_section(record: Record, ctx: BodyContext) -> list[str]:
+    """The chart GitHub draws, then the same in text for places that show raw Markdown."""
     chart = mermaid_chart(record, ctx)
-    if chart:
-        spark = sparkline([v for _, v in best_so_far(record)])
-        out += ["", "### Progress", "", chart, "", f"Best so far: `{spark}`"]
+    if not chart:
+        return []
+    return ["### Progress", "", chart, "", text_chart(record, ctx)]
+
+
+def latest_table(record: Record, ctx: BodyContext, latest: int) -> list[str]:
+    """The newest attempts, newest first."""
     rows = record.attempts[-latest:]
-    out += ["", "### Latest experiments", "",
-            "| # | status | metric | Δ | description | why | commit |",
-            "| --- | --- | --- | --- | --- | --- | --- |", *[_row(a, ctx) for a in reversed(rows)]]
+    out = ["### Latest experiments", "",
+           "| # | status | metric | Δ | description | why | commit |",
+           "| --- | --- | --- | --- | --- | --- | --- |", *[attempt_row(a, ctx) for a in reversed(rows)]]
     if len(record.attempts) > latest:
-        out += ["", f"…and {len(record.attempts) - latest} earlier attempts: `arl-bot results --loop {ctx.loop}`"]
+        out += ["", f"…and {len(record.attempts) - latest} earlier attempts: "
+                    f"`arl-bot results --loop {ctx.loop}`"]
+    return out
+
+
+def kept_table(record: Record, ctx: BodyContext, kept_rows: int) -> list[str]:
+    """The keeps that make up the research branch, newest first."""
     kept = [a for a in record.attempts if a.status == "keep"]
-    if kept:
-        shown = kept[-kept_rows:]
-        out += ["", "### Kept experiments", "", "| # | metric | Δ | description | commit |",
-                "| --- | --- | --- | --- | --- |"]
-        out += [f"| {a.experiment} | {fmt(a.metric)} | {a.delta:+.4g} | {_cell(a.description)} | "
-                f"{_sha(a.sha, ctx)} |" if a.delta is not None else
-                f"| {a.experiment} | {fmt(a.metric)} | | {_cell(a.description)} | {_sha(a.sha, ctx)} |"
-                for a in reversed(shown)]
-        if len(kept) > len(shown):
-            out += ["", f"…and {len(kept) - len(shown)} earlier keeps."]
+    if not kept:
+        return []
+    shown = kept[-kept_rows:]
+    out = ["### Kept experiments", "", "| # | metric | Δ | description | commit |",
+           "| --- | --- | --- | --- | --- |"]
+    out += [f"| {a.experiment} | {fmt(a.metric)} | {'' if a.delta is None else f'{a.delta:+.4g}'} | "
+            f"{cell(a.description)} | {_sha(a.sha, ctx)} |" for a in reversed(shown)]
+    if len(kept) > len(shown):
+        out += ["", f"…and {len(kept) - len(shown)} earlier keeps."]
+    return out
+
+
+def render(record: Record, ctx: BodyContext) -> str:
+    """The whole body; always under GitHub's limit however long the loop has run."""
+    body = _render(record, ctx, LATEST, KEPT_ROWS)
+    latest, kept = LATEST, KEPT_ROWS
+    while len(body) > BUDGET and (latest > 3 or kept > 3):
+        latest, kept = max(3, latest // 2), max(3, kept // 2)
+        body = _render(record, ctx, latest, kept)
+    return body
+
+
+def _render(record: Record, ctx: BodyContext, latest: int, kept_rows: int) -> str:
+    out = [MARKER.format(loop=ctx.loop), f"## 🔬 autoresearch: `{ctx.loop}`", ""]
+    if ctx.sandbox_warning:
+        out += [f"> [!WARNING]\n> {ctx.sandbox_warning}", ""]
+    out += metric_table(record, ctx)
+    out += measurement_view.section(record)  # keep rule, noise, holdout beside validation
+    for section in (progress_section(record, ctx), latest_table(record, ctx, latest),
+                    kept_table(record, ctx, kept_rows)):
+        if section:
+            out += ["", *section]
     out += ["", "<details><summary>Commands</summary>", "", COMMANDS, "", "</details>", "", END_MARKER]
     return "\n".join(out) + "\n"

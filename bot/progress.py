@@ -1,31 +1,63 @@
-"""Tell a person at a terminal or in a CI log what the loop is doing, one line per event."""
+"""Tell a person what the loop is doing: a redrawn status line in a terminal, plain lines in CI logs."""
 
 from __future__ import annotations
 
+import os
+import shutil
 import sys
+import threading
 import time
-from typing import TYPE_CHECKING, TextIO
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, TextIO
 
+from .evaluate import Evaluator, SeedResult
 from .prbody import fmt
 from .record import Attempt
 
 if TYPE_CHECKING:
     from .loop import Session
 
+Mode = Literal["auto", "status", "plain", "github"]
+MODES: tuple[str, ...] = ("auto", "status", "plain", "github")
+TICK_S = 0.5  # how often the status line redraws its clocks
+CLEAR = "\r\x1b[2K"  # carriage return, then erase the whole line (ECMA-48 EL 2)
+
+
+def one_line(text: str) -> str:
+    """Agent text on one line: a newline could start a forged `::workflow-command::` in a CI log."""
+    return " ".join(text.split())
+
+
+def clock(seconds: float) -> str:
+    """Elapsed time as m:ss or h:mm:ss."""
+    whole = int(seconds)
+    h, rest = divmod(whole, 3600)
+    m, s = divmod(rest, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
 
 class LinePrinter:
-    """Plain lines: readable in a terminal and in a CI log alike."""
+    """Plain lines, one per event: readable in a terminal, a CI log and a pipe alike."""
 
     def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream or sys.stderr
         self._t0 = time.monotonic()
+        self.session: Session | None = None
+        self.experiment: int | None = None
+        self.phase = ""
+        self.run_cost = 0.0
+
+    def _write(self, text: str) -> None:
+        print(text, file=self.stream, flush=True)
 
     def _say(self, session: Session, text: str) -> None:
         elapsed = time.monotonic() - self._t0
-        print(f"[{session.loop.name} {elapsed:7.1f}s] {text}", file=self.stream, flush=True)
+        self._write(f"[{session.loop.name} {elapsed:7.1f}s] {text}")
 
     def on_start(self, session: Session) -> None:
         """Say where the loop starts from."""
+        self.session = session
         record = session.record
         assert record is not None
         best = record.best
@@ -36,23 +68,200 @@ class LinePrinter:
 
     def on_warning(self, session: Session, text: str) -> None:
         """Pass a warning on."""
-        self._say(session, f"warning: {text}")
+        self._say(session, f"warning: {one_line(text)}")
 
     def on_phase(self, session: Session, experiment: int, phase: str) -> None:
         """Say which phase started."""
+        self.session, self.experiment, self.phase = session, experiment, phase
         self._say(session, f"experiment {experiment}: {phase}…")
+
+    def on_seed(self, seed: int) -> None:
+        """Say which seed is being evaluated (only worth a line when there are several)."""
+        self.phase = self._seed_phase(seed)
+        session = self.session
+        if session is not None and self.experiment is not None and len(session.loop.evaluate.seeds) > 1:
+            self._say(session, f"experiment {self.experiment}: {self.phase}…")
+
+    def on_seed_done(self, seed: int, error: str) -> None:
+        """Note that a seed finished; after the last one the attempt is being recorded."""
+        seeds = list(self.session.loop.evaluate.seeds) if self.session is not None else []
+        if error or not seeds or seed == seeds[-1]:
+            self.phase = "recording"
+
+    def _seed_phase(self, seed: int) -> str:
+        seeds = list(self.session.loop.evaluate.seeds) if self.session is not None else []
+        where = f" ({seeds.index(seed) + 1}/{len(seeds)})" if seed in seeds else ""
+        return f"evaluating seed {seed}{where}"
 
     def on_attempt(self, session: Session, attempt: Attempt) -> None:
         """Say how an attempt ended."""
+        self.run_cost += attempt.cost_usd
+        self._say(session, self.result_line(session, attempt))
+
+    def result_line(self, session: Session, attempt: Attempt) -> str:
+        """One line saying how an attempt ended."""
         record = session.record
         assert record is not None
         delta = f" (Δ {attempt.delta:+.4g})" if attempt.delta is not None and attempt.status != "baseline" else ""
-        why = f" — {attempt.reason}" if attempt.status in ("crash", "invalid", "interrupted") else ""
+        why = f" — {one_line(attempt.reason)}" if attempt.status in ("crash", "invalid", "interrupted") else ""
         best = record.best.metric if record.best else None
-        self._say(session, f"experiment {attempt.experiment}: {attempt.status.upper()} "
-                           f"{session.loop.metric.name}={fmt(attempt.metric)}{delta} best={fmt(best)} "
-                           f"\"{attempt.description}\"{why}")
+        return (f"experiment {attempt.experiment}: {attempt.status.upper()} "
+                f"{session.loop.metric.name}={fmt(attempt.metric)}{delta} best={fmt(best)} "
+                f"\"{one_line(attempt.description)}\"{why}")
 
     def on_end(self, session: Session, reason: str) -> None:
         """Say why the run stopped."""
-        self._say(session, f"stopped: {reason}")
+        self._say(session, f"stopped: {one_line(reason)}")
+
+
+class GitHubPrinter(LinePrinter):
+    """Plain lines, with each experiment folded in a `::group::` that GitHub Actions' log viewer collapses."""
+
+    _open = False
+
+    def _fold(self, title: str | None) -> None:
+        if self._open:
+            self._write("::endgroup::")
+        self._open = title is not None
+        if title is not None:
+            self._write(f"::group::{title}")
+
+    def on_phase(self, session: Session, experiment: int, phase: str) -> None:
+        """Open the experiment's group on its first phase."""
+        if experiment != self.experiment or not self._open:
+            self._fold(f"experiment {experiment}")
+        super().on_phase(session, experiment, phase)
+
+    def on_attempt(self, session: Session, attempt: Attempt) -> None:
+        """Close the group first, so the result stays visible when the group is folded."""
+        self._fold(None)
+        super().on_attempt(session, attempt)
+
+    def on_end(self, session: Session, reason: str) -> None:
+        """Close any group left open by an interrupted experiment."""
+        self._fold(None)
+        super().on_end(session, reason)
+
+
+class StatusLine(LinePrinter):
+    """A terminal's view: results scroll by as lines; one status line at the bottom redraws in place."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        super().__init__(stream)
+        self._lock = threading.RLock()
+        self._stop = threading.Event()
+        self._ticker: threading.Thread | None = None
+        self._phase_t0 = time.monotonic()
+        self._drawn = False
+
+    def _write(self, text: str) -> None:
+        with self._lock:
+            self.stream.write((CLEAR if self._drawn else "") + text + "\n")
+            self._drawn = False
+            self._draw()
+
+    def status(self) -> str:
+        """The status line's text (without escape codes)."""
+        session = self.session
+        if session is None or session.record is None:
+            return ""
+        record = session.record
+        now = time.monotonic()
+        parts = [f"▶ {session.loop.name}"]
+        if self.experiment is not None:
+            parts.append(f"experiment {self.experiment}: {self.phase or 'starting'} {clock(now - self._phase_t0)}")
+        parts.append(f"run {clock(now - self._t0)}")
+        best, baseline = record.best, record.baseline
+        if best is not None and best.metric is not None:
+            text = f"best {session.loop.metric.name} {fmt(best.metric)}"
+            if baseline is not None and baseline.metric and best is not baseline:
+                text += f" ({(best.metric - baseline.metric) / abs(baseline.metric) * 100:+.1f}%)"
+            parts.append(text)
+        parts.append(f"${self.run_cost:.2f} this run")
+        return " · ".join(parts)
+
+    def _draw(self) -> None:
+        with self._lock:
+            text = self.status()
+            if not text:
+                return
+            width = shutil.get_terminal_size((100, 24)).columns
+            if len(text) >= width:  # a wrapped line cannot be redrawn in place
+                text = text[: max(1, width - 2)] + "…"
+            self.stream.write(CLEAR + text)
+            self.stream.flush()
+            self._drawn = True
+
+    def _tick(self) -> None:
+        while not self._stop.wait(TICK_S):
+            self._draw()
+
+    def on_start(self, session: Session) -> None:
+        """Print the start line and start redrawing the clocks."""
+        super().on_start(session)
+        self._stop.clear()
+        self._ticker = threading.Thread(target=self._tick, name="arl-status", daemon=True)
+        self._ticker.start()
+
+    def on_phase(self, session: Session, experiment: int, phase: str) -> None:
+        """Show the phase on the status line instead of printing a line."""
+        if experiment != self.experiment:
+            self._phase_t0 = time.monotonic()
+        self.session, self.experiment, self.phase = session, experiment, phase
+        self._draw()
+
+    def on_seed(self, seed: int) -> None:
+        """Show the seed on the status line."""
+        self.phase = self._seed_phase(seed)
+        self._draw()
+
+    def on_end(self, session: Session, reason: str) -> None:
+        """Stop redrawing, erase the status line and print why the run stopped."""
+        self._stop.set()
+        if self._ticker is not None:
+            self._ticker.join(timeout=2)
+        self.experiment = None
+        super().on_end(session, reason)
+        with self._lock:
+            if self._drawn:
+                self.stream.write(CLEAR)
+                self.stream.flush()
+                self._drawn = False
+
+
+class SeedReporter(Evaluator):
+    """Wraps the loop's evaluator to tell the printer when each seed starts and ends.
+
+    Pass it to Session(evaluator=...): the session hands its evaluator to the measurer when it is built.
+    """
+
+    def __init__(self, inner: Evaluator, printer: LinePrinter) -> None:
+        super().__init__(inner.loop, inner.sandbox)
+        self.inner = inner
+        self.printer = printer
+
+    def evaluate(self, tree: Path, seed: int, scratch: Path) -> SeedResult:
+        """Evaluate through the wrapped evaluator, reporting around it."""
+        self.printer.on_seed(seed)
+        result = self.inner.evaluate(tree, seed, scratch)
+        self.printer.on_seed_done(seed, result.error)
+        return result
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def choose(mode: str = "auto", stream: TextIO | None = None, env: Mapping[str, str] | None = None) -> LinePrinter:
+    """The printer for where the output goes: GitHub Actions, another CI or a pipe, or a terminal."""
+    stream = stream or sys.stderr
+    env = os.environ if env is None else env
+    if mode == "auto":
+        if env.get("GITHUB_ACTIONS") == "true":
+            mode = "github"
+        elif env.get("CI") or env.get("TERM") == "dumb" or not stream.isatty():
+            mode = "plain"
+        else:
+            mode = "status"
+    printers: dict[str, type[LinePrinter]] = {"status": StatusLine, "plain": LinePrinter, "github": GitHubPrinter}
+    return printers[mode](stream)
+

@@ -1,4 +1,4 @@
-"""Print a loop's history from the record: a table for people, JSON and TSV for programs."""
+"""Print a loop's history from the record: a table for people; JSON, TSV and autoresearch's TSV for programs."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import dataclasses
 import json
 
 from .prbody import fmt
-from .record import Record
+from .record import Attempt, Meta, Note, Record
 
 COLUMNS = ("experiment", "status", "metric", "delta", "sha", "cost_usd", "description", "reason")
 
@@ -57,4 +57,66 @@ def as_table(record: Record) -> str:
                  f"; cost ${record.total_cost:.2f}")
     if record.stop_reason:
         lines.append(f"last run stopped: {record.stop_reason}")
+    return "\n".join(lines) + "\n"
+
+
+def from_json(text: str) -> Record:
+    """Read back what `as_json` wrote."""
+    data = json.loads(text)
+    return Record(meta=Meta(**data["meta"]), attempts=[Attempt.from_dict(a) for a in data["attempts"]],
+                  notes=[Note.from_dict(n) for n in data["notes"]])
+
+
+def parse_tsv(text: str) -> list[dict[str, object]]:
+    """Read back what `as_tsv` wrote: numbers as numbers, empty cells as None."""
+    lines = text.rstrip("\n").split("\n")
+    header = lines[0].split("\t")
+    numeric = {"experiment": int, "metric": float, "delta": float, "cost_usd": float}
+    rows: list[dict[str, object]] = []
+    for line in lines[1:]:
+        row: dict[str, object] = {}
+        for name, value in zip(header, line.split("\t"), strict=True):
+            convert = numeric.get(name)
+            row[name] = (None if value == "" else convert(value)) if convert else value
+        rows.append(row)
+    return rows
+
+
+# karpathy/autoresearch's results.tsv (program.md, "Logging results"): a header, then
+# commit (7 chars), the metric (6 decimals, 0.000000 for crashes), memory_gb (.1f, 0.0 for crashes),
+# status (keep | discard | crash) and a short description. Our statuses map onto its three:
+KARPATHY_STATUS = {"baseline": "keep",  # autoresearch logs its baseline as a keep named "baseline"
+                   "keep": "keep", "discard": "discard",
+                   "crash": "crash", "invalid": "crash",  # no metric: its analysis skips crash rows
+                   "interrupted": "crash"}
+NO_COMMIT = "0000000"  # discarded attempts never became commits; their diffs are in the record
+
+
+def memory_gb(attempt: Attempt) -> float:
+    """Peak accelerator memory, when the evaluation reported it (memory_gb, or peak_vram_mb in MB)."""
+    extra = attempt.extra
+    for key, scale in (("memory_gb", 1.0), ("peak_vram_mb", 1 / 1024)):
+        value = extra.get(key)
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value) * scale
+    return 0.0
+
+
+def as_karpathy(record: Record) -> str:
+    """The history as autoresearch's results.tsv, so its analysis notebook reads our loops too."""
+    lines = ["\t".join(("commit", record.meta.metric, "memory_gb", "status", "description"))]
+    for a in record.attempts:
+        status = KARPATHY_STATUS.get(a.status, "crash")
+        measured = status != "crash" and a.metric is not None
+        text = a.description or a.status
+        if status == "crash":
+            # Its convention: the reason in parentheses, e.g. "double model width (OOM)".
+            text = f"{text} ({a.status}: {a.reason})" if a.reason else f"{text} ({a.status})"
+        lines.append("\t".join((
+            (a.sha or NO_COMMIT)[:7],
+            f"{a.metric:.6f}" if measured and a.metric is not None else "0.000000",
+            f"{memory_gb(a):.1f}" if measured else "0.0",
+            status,
+            " ".join(text.split()),  # one line, no tabs: a tab would shift every later column
+        )))
     return "\n".join(lines) + "\n"
