@@ -20,6 +20,7 @@ from arl_bot.git import Git
 from arl_bot.loop import RunOptions, Session
 from arl_bot.record import Attempt
 from arl_bot.sandbox import get_sandbox
+
 from benchmarks.synth import make_repo, synth_record
 
 RESULTS = Path(__file__).with_name("results")

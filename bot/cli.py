@@ -5,13 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from . import __version__, config, results
 from .errors import ArlError
 from .git import Git
+from .record import Record
 from .store import RecordStore, record_ref
 
 Handler = Callable[[argparse.Namespace], int]
@@ -27,16 +27,21 @@ def _config(args: argparse.Namespace, repo: Git) -> config.Config:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run experiments on a loop."""
+    from .evaluate import get_evaluator
     from .loop import RunOptions, Session
     from .prbody import BodyContext, render
-    from .progress import LinePrinter
+    from .progress import SeedReporter, choose
+    from .sandbox import choose_sandbox
     from .sandbox.none import WARNING
 
     repo = _repo(args)
     cfg = _config(args, repo)
     loop = cfg.loop(args.loop)
+    printer = choose(args.progress)
+    sandbox = choose_sandbox(loop)
     session = Session(repo, cfg, loop, RunOptions(experiments=args.experiments, dry_run=args.dry_run,
-                                                  remote=args.remote), listeners=[LinePrinter()])
+                                                  remote=args.remote), sandbox=sandbox,
+                      evaluator=SeedReporter(get_evaluator(loop, sandbox), printer), listeners=[printer])
     if not session.sandbox.isolated:
         session.warn(WARNING)
     summary = session.run()
@@ -81,8 +86,45 @@ def cmd_results(args: argparse.Namespace) -> int:
                            hint=f"experiments run from 0 to {record.next_experiment - 1}")
         sys.stdout.write(store.diff(args.diff))
         return 0
-    formatter = {"table": results.as_table, "json": results.as_json, "tsv": results.as_tsv}[args.format]
+    formatter = {"table": results.as_table, "json": results.as_json, "tsv": results.as_tsv,
+                 "karpathy": results.as_karpathy}[args.format]
     sys.stdout.write(formatter(record) if args.format != "json" else formatter(record) + "\n")
+    return 0
+
+
+def _load_record(args: argparse.Namespace) -> tuple[RecordStore, Record]:
+    """The loop's store and record, fetching the record from the remote when a fresh clone lacks it."""
+    repo = _repo(args)
+    name = args.loop or _only_loop(args, repo)
+    store = RecordStore(repo, name)
+    if store.head() is None and repo.has_remote(args.remote):
+        # A fresh clone does not fetch refs outside refs/heads and refs/tags: get the record explicitly.
+        repo.fetch(args.remote, [f"+{record_ref(name)}:{record_ref(name)}"])
+    record = store.load()
+    if record is None:
+        raise ArlError(f"loop {name!r} has no record here or on {args.remote}",
+                       hint=f"start it with `arl-bot run --loop {name}`")
+    return store, record
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """Write one self-contained HTML report of a loop."""
+    from .report import write_report
+
+    store, record = _load_record(args)
+    out = write_report(record, Path(args.output), diff=store.diff)
+    print(f"wrote {out} ({out.stat().st_size / 1e6:.1f} MB): open it in any browser, no network needed",
+          file=sys.stderr)
+    return 0
+
+
+def cmd_plot(args: argparse.Namespace) -> int:
+    """Write a static PNG (or SVG/PDF) chart of a loop's progress."""
+    from .plot import write_plot
+
+    _, record = _load_record(args)
+    out = write_plot(record, Path(args.output))
+    print(f"wrote {out}", file=sys.stderr)
     return 0
 
 
@@ -92,19 +134,73 @@ def _only_loop(args: argparse.Namespace, repo: Git) -> str:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     """Evaluate the current checkout once and print JSON."""
-    from .evaluate import get_evaluator, measure
+    from .evaluate import get_evaluator
+    from .measurer import Measurer
     from .sandbox import choose_sandbox
 
     repo = _repo(args)
     loop = _config(args, repo).loop(args.loop)
     sandbox = choose_sandbox(loop)
     seeds = [args.seed] if args.seed is not None else list(loop.evaluate.seeds)
-    with tempfile.TemporaryDirectory(prefix="arl-eval-") as scratch:
-        m = measure(get_evaluator(loop, sandbox), repo.root, seeds, Path(scratch))
+    m = Measurer(loop, get_evaluator(loop, sandbox)).measure(repo.root, seeds)  # with `services:` up
     print(json.dumps({"loop": loop.name, "metric_name": loop.metric.name, "metric": m.metric,
                       "seeds": m.per_seed, "error": m.error or None, "sandbox": sandbox.name,
                       "duration_s": round(m.duration_s, 3), "log_tail": m.log[-2000:]}, indent=2))
     return 0 if m.metric is not None else 1
+
+
+def cmd_action(args: argparse.Namespace) -> int:
+    """Run as the GitHub Action: everything comes from the runner's environment (see README, GitHub)."""
+    from .github.action import main as action_main
+
+    return action_main()
+
+
+def cmd_diagnose(args: argparse.Namespace) -> int:
+    """Per-sample results, worst first: from the record, or from evaluating the checkout now (--eval)."""
+    from . import diagnose
+
+    repo = _repo(args)
+    loop = _config(args, repo).loop(args.loop)
+    if args.eval:
+        from .evaluate import get_evaluator
+        from .measurer import Measurer
+        from .sandbox import choose_sandbox
+
+        m = Measurer(loop, get_evaluator(loop, choose_sandbox(loop))).measure(repo.root, list(loop.evaluate.seeds))
+        if m.error:
+            raise ArlError(f"the evaluation failed: {m.error}", hint="`arl-bot eval` prints its log")
+        samples = diagnose.worst_first(diagnose.merge([s.samples for s in m.seeds]), loop.metric.goal)
+        title = f"{loop.name}: this checkout, {loop.metric.name} {m.metric}, {len(samples)} samples"
+    else:
+        _, record = _load_record(args)
+        if args.sample is not None:
+            rows = diagnose.history(record, args.sample)
+            if args.json:
+                print(json.dumps({"sample": args.sample, "history": rows}, indent=2))
+            else:
+                print(f"sample {args.sample!r} across the loop ({len(rows)} attempts stored it):")
+                for row in rows:
+                    print(f"  {row['experiment']:>5}  {row['status']:<9} {row['score']!s:>12}  {row['error']}")
+            return 0 if rows else 1
+        attempt = diagnose.latest_with_samples(record, args.experiment)
+        if attempt is None or not diagnose.stored(attempt):
+            raise ArlError("no per-sample results in the record" + (
+                f" for experiment {args.experiment}" if args.experiment is not None else ""),
+                hint="samples come from backends that return them (python, pytest, the torch tasks); "
+                     "`arl-bot diagnose --eval` evaluates the checkout now")
+        samples = diagnose.stored(attempt)
+        total = attempt.extra.get("samples", {}).get("total", len(samples))
+        title = (f"{loop.name}: experiment {attempt.experiment} ({attempt.status}), {loop.metric.name} "
+                 f"{attempt.metric}, worst {len(samples)} of {total} samples")
+    if args.sample is not None:
+        samples = [s for s in samples if s.get("id") == args.sample]
+    shown = samples[: args.top]
+    if args.json:
+        print(json.dumps({"title": title, "samples": shown}, indent=2))
+    else:
+        sys.stdout.write(diagnose.render_table(shown, title))
+    return 0
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
@@ -118,9 +214,12 @@ def cmd_init(args: argparse.Namespace) -> int:
     from .initcmd import init
 
     root = Path(args.repo or ".").resolve()
-    for path in init(root, args.loop or "main"):
+    for path in init(root, args.loop or args.task or "main", task=args.task):
         print(f"wrote {path.relative_to(root)}")
+    if args.task:
+        print(f"built-in task {args.task}: train.py is the baseline the agent edits; try it with `arl-bot eval`")
     print("next: edit .autoresearch.yml and AGENT.md, commit them, then `arl-bot run --dry-run`")
+    print("on GitHub: add the secret ANTHROPIC_API_KEY and a self-hosted runner with the `runner:` labels")
     return 0
 
 
@@ -139,11 +238,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--dry-run", action="store_true",
                      help="push nothing, call no GitHub API; print the PR body it would write")
     run.add_argument("--remote", default="origin", help="remote to push the branch and record to")
+    run.add_argument("--progress", choices=["auto", "status", "plain", "github"], default="auto",
+                     help="status: a line redrawn in place (terminals); plain: one line per event; "
+                          "github: plain with ::group:: folding (default: by where the output goes)")
     run.set_defaults(handler=cmd_run)
 
     res = sub.add_parser("results", parents=[common], help="print a loop's history from its record")
     fmt = res.add_mutually_exclusive_group()
-    fmt.add_argument("--format", choices=["table", "json", "tsv"], default="table")
+    fmt.add_argument("--format", choices=["table", "json", "tsv", "karpathy"], default="table",
+                     help="karpathy: autoresearch's results.tsv (commit, metric, memory_gb, status, description)")
     fmt.add_argument("--json", dest="format", action="store_const", const="json")
     fmt.add_argument("--tsv", dest="format", action="store_const", const="tsv")
     res.add_argument("--diff", type=int, metavar="N", help="print experiment N's diff, kept or not")
@@ -152,15 +255,40 @@ def build_parser() -> argparse.ArgumentParser:
     res.add_argument("--remote", default="origin")
     res.set_defaults(handler=cmd_results)
 
+    rep = sub.add_parser("report", parents=[common], help="write a self-contained HTML report of a loop")
+    rep.add_argument("-o", "--output", default="report.html", help="where to write it (default: report.html)")
+    rep.add_argument("--remote", default="origin")
+    rep.set_defaults(handler=cmd_report)
+
+    plot = sub.add_parser("plot", parents=[common], help="write a static chart of a loop's progress")
+    plot.add_argument("-o", "--output", default="progress.png",
+                      help="where to write it; .png, .svg or .pdf (default: progress.png)")
+    plot.add_argument("--remote", default="origin")
+    plot.set_defaults(handler=cmd_plot)
+
     ev = sub.add_parser("eval", parents=[common], help="evaluate the current checkout once, print JSON")
     ev.add_argument("--seed", type=int, help="one seed instead of the configured ones")
     ev.set_defaults(handler=cmd_eval)
 
-    init = sub.add_parser("init", parents=[common], help="write .autoresearch.yml and AGENT.md")
+    diag = sub.add_parser("diagnose", parents=[common], help="per-sample results, worst first")
+    diag.add_argument("--top", type=int, default=20, help="how many samples to show (default 20)")
+    diag.add_argument("--sample", help="one sample: its score across the loop's attempts")
+    diag.add_argument("--experiment", type=int, help="that experiment instead of the current best")
+    diag.add_argument("--eval", action="store_true", help="evaluate the checkout now instead of reading the record")
+    diag.add_argument("--json", action="store_true", help="print JSON")
+    diag.add_argument("--remote", default="origin")
+    diag.set_defaults(handler=cmd_diagnose)
+
+    init = sub.add_parser("init", parents=[common], help="write .autoresearch.yml, AGENT.md and the workflow")
+    init.add_argument("--task", choices=["charlm", "digits"],
+                      help="start from a built-in torch task: its train.py, config and instructions")
     init.set_defaults(handler=cmd_init)
 
     schema = sub.add_parser("schema", help="print the JSON Schema of .autoresearch.yml")
     schema.set_defaults(handler=cmd_schema)
+
+    action = sub.add_parser("action", help="the GitHub Action's entry point (reads GITHUB_* and ARL_* variables)")
+    action.set_defaults(handler=cmd_action)
     return parser
 
 

@@ -11,7 +11,7 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from . import globs
+from . import globs, searchspace
 from .errors import ConfigError
 
 CONFIG_FILE = ".autoresearch.yml"
@@ -83,6 +83,13 @@ class Evaluate(_Strict):
     timeout: float = Field(default=600.0, gt=0)
     seeds: list[int] = Field(default_factory=lambda: [42], min_length=1)
     short_circuit: bool = False
+    short_circuit_sigmas: float = Field(default=2.0, gt=0)  # "clearly worse": the first seed, by this many sigmas
+    baseline_repeats: int = Field(default=1, ge=1, le=20)  # measure the baseline this many times for sigma
+    parallel: int = Field(default=1, ge=1, le=64)  # seeds evaluated at once (several runs on one big GPU)
+    # A trusted second step: run from the base's files only, in its own sandbox, never with the agent's
+    # code; it reads what `command` left in $AUTORESEARCH_OUTPUTS and alone yields the metric.
+    score: str | None = None
+    validate_: list[Literal["python"]] = Field(default_factory=list, alias="validate")  # checks before any run
 
     @field_validator("timeout", mode="before")
     @classmethod
@@ -96,6 +103,85 @@ class Evaluate(_Strict):
         return self
 
 
+class Keep(_Strict):
+    """The keep rule (bot/noise.py): `mean`, `sigma` (beat the best by k sigma) or `welch` (a confidence)."""
+
+    rule: Literal["mean", "sigma", "welch"] = "mean"
+    k: float = Field(default=2.0, gt=0)  # sigma: how many sigmas of run-to-run noise a gain must exceed
+    confidence: float = Field(default=0.95, gt=0.5, lt=1.0)  # welch: how sure the test must be
+
+    @field_validator("k", "confidence", mode="before")
+    @classmethod
+    def _int_is_float(cls, value: Any) -> Any:
+        return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+class Holdout(Evaluate):
+    """A second evaluation the agent never sees; it guards against overfitting the first."""
+
+    must_not_worsen: bool = False  # a keep also needs the holdout no worse than the best's (by > tolerance)
+    tolerance: float = Field(default=0.0, ge=0.0)
+    protect: list[str] = Field(default_factory=list)  # globs of its code and data, protected like `protected`
+
+    @field_validator("protect")
+    @classmethod
+    def _protect_globs(cls, patterns: list[str]) -> list[str]:
+        for pattern in patterns:
+            try:
+                globs.check(pattern)
+            except globs.GlobSyntaxError as exc:
+                raise ValueError(f"{pattern!r} is not a valid glob: {exc}") from exc
+        return patterns
+
+    @field_validator("tolerance", mode="before")
+    @classmethod
+    def _tolerance_float(cls, value: Any) -> Any:
+        return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+class ReadyCheck(_Strict):
+    """When a service counts as up: its port accepts connections, or a command exits 0."""
+
+    port: int | None = Field(default=None, ge=1, le=65535)
+    command: str | None = None
+
+
+class Service(_Strict):
+    """A command started on the runner before each evaluation and stopped after it."""
+
+    name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]*$")
+    command: str  # `{port}` is replaced by the port
+    port: int | None = Field(default=None, ge=0, le=65535)  # 0: pick a free port
+    ready: ReadyCheck = Field(default_factory=ReadyCheck)  # default: `port` accepts connections
+    timeout: float = Field(default=60.0, gt=0)  # seconds to become ready
+    env: dict[str, str] = Field(default_factory=dict)  # more variables for the evaluation; `{port}` filled
+
+    @field_validator("timeout", mode="before")
+    @classmethod
+    def _int_is_float(cls, value: Any) -> Any:
+        return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+    @model_validator(mode="after")
+    def _has_check(self) -> Service:
+        if self.port is None and self.ready.port is None and self.ready.command is None:
+            raise ValueError("a service needs `port` or `ready: {port | command}` to know when it is up")
+        return self
+
+
+class PriceConfig(_Strict):
+    """An explicit model price in USD per million tokens; cache prices default to Anthropic's multipliers."""
+
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
+    cache_write: float | None = Field(default=None, ge=0)  # default: 1.25 x input
+    cache_read: float | None = Field(default=None, ge=0)  # default: 0.1 x input
+
+    @field_validator("input", "output", "cache_write", "cache_read", mode="before")
+    @classmethod
+    def _int_is_float(cls, value: Any) -> Any:
+        return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
 class AgentConfig(_Strict):
     """Which agent edits the tree, and its knobs."""
 
@@ -105,6 +191,20 @@ class AgentConfig(_Strict):
     model: str | None = None
     max_turns: int | None = Field(default=None, ge=1)
     options: dict[str, Any] = Field(default_factory=dict)
+    # kinds anthropic and claude-code (bot/agents/anthropic.py, bot/agents/claude_code.py)
+    price: PriceConfig | None = None  # overrides the price table (bot/pricing.py) for this agent's calls
+    api_key_env: str = Field(default="ANTHROPIC_API_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    max_tokens: int = Field(default=16_000, ge=1)  # per model reply (anthropic)
+    allowed_tools: list[str] | None = None  # claude-code --tools/--allowedTools; outside a sandbox: file tools
+    args: list[str] = Field(default_factory=list)  # extra claude-code command-line arguments
+    # names of variables passed from the bot's environment to the agent's process (command, claude-code)
+    pass_env: list[str] = Field(default_factory=list)
+    # kind optuna: one trial per experiment over values in a parameter file (bot/agents/optuna_agent.py)
+    params_file: str | None = None  # JSON, YAML or TOML, relative to the repository root
+    space: dict[str, searchspace.Param] = Field(default_factory=dict)  # dotted key -> int/float/choice
+    sampler: Literal["tpe", "random"] = "tpe"
+    seed: int | None = 0  # with the experiment number, makes proposals reproducible; null: random
+    startup_trials: int = Field(default=5, ge=0)  # random trials before TPE models the results
 
     @field_validator("timeout", mode="before")
     @classmethod
@@ -115,6 +215,11 @@ class AgentConfig(_Strict):
     def _command_needs_command(self) -> AgentConfig:
         if self.kind == "command" and not self.command:
             raise ValueError("agent kind `command` needs `command:` (the program to run)")
+        leaked = [name for name in self.pass_env if name in ("GITHUB_TOKEN", "GH_TOKEN")]
+        if leaked:
+            raise ValueError(f"pass_env may not pass {leaked[0]}: the agent never gets the GitHub token")
+        if self.kind == "optuna":
+            searchspace.check(self.params_file, self.space)
         return self
 
 
@@ -134,6 +239,41 @@ class Budget(_Strict):
         return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
+class PhaseSandbox(_Strict):
+    """What one phase may do inside the sandbox; unset keys keep the phase's default."""
+
+    network: bool | None = None  # default: the agent yes (it calls its API), the evaluation no
+    memory_mb: int | None = Field(default=None, ge=16)
+    cpu_seconds: int | None = Field(default=None, ge=1)  # CPU time per process
+    processes: int | None = Field(default=4096, ge=8)  # a fork bomb stops here
+
+
+class SandboxSettings(_Strict):
+    """`sandbox:` as a mapping; the plain string form is `kind` alone."""
+
+    kind: Literal["docker", "bubblewrap", "none"] | None = None  # default: bubblewrap where installed
+    agent: PhaseSandbox = Field(default_factory=PhaseSandbox)
+    evaluation: PhaseSandbox = Field(default_factory=PhaseSandbox)
+    hidden: list[str] = Field(default_factory=list)  # more paths no phase may read (~ is the bot's HOME)
+    image: str | None = None  # docker: the image; default arl-bot-sandbox:local (scripts/docker-image)
+    gpus: str | None = None  # docker: "all", or device ids like "0,1"; default none
+
+
+class StrategyConfig(_Strict):
+    """Where each experiment starts and how bold it is (bot/strategy.py)."""
+
+    explore_every: int | None = Field(default=5, ge=2)  # every Nth experiment is a bolder one; null: never
+    diversify_after: int | None = Field(default=3, ge=1)  # non-keeps in a row that call for another parent
+    top_k: int = Field(default=3, ge=1)  # diversify from one of the k best kept states besides the head
+
+
+class PromptConfig(_Strict):
+    """How much history the agent's prompt carries (bot/prompt.py)."""
+
+    recent: int = Field(default=10, ge=1, le=100)  # latest attempts shown in full
+    history_tokens: int = Field(default=4000, ge=300)  # budget for the history, estimated as chars / 3
+
+
 class Loop(_Strict):
     """One research loop: what the agent may change and how the result is judged."""
 
@@ -144,10 +284,36 @@ class Loop(_Strict):
     metric: Metric
     evaluate: Evaluate
     agent: AgentConfig
-    sandbox: Literal["docker", "bubblewrap", "none"] | None = None
+    sandbox: SandboxSettings | None = None  # or the string form: docker | bubblewrap | none
     budget: Budget = Field(default_factory=Budget)
+    keep: Keep = Field(default_factory=Keep)  # or the string form: mean | sigma | welch
+    holdout: Holdout | None = None
+    services: list[Service] = Field(default_factory=list)
+    strategy: StrategyConfig = Field(default_factory=StrategyConfig)
+    prompt: PromptConfig = Field(default_factory=PromptConfig)
     runner: list[str] = Field(default_factory=lambda: ["self-hosted", "gpu"])
     base: str | None = None  # base branch; default: the branch checked out when the loop starts
+
+    @field_validator("sandbox", mode="before")
+    @classmethod
+    def _sandbox_string(cls, value: Any) -> Any:
+        return {"kind": value} if isinstance(value, str) else value
+
+    @field_validator("keep", mode="before")
+    @classmethod
+    def _keep_string(cls, value: Any) -> Any:
+        return {"rule": value} if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _noise_needs_runs(self) -> Loop:
+        runs = len(self.evaluate.seeds) * self.evaluate.baseline_repeats
+        if self.keep.rule != "mean" and runs < 2:
+            raise ValueError(f"keep rule {self.keep.rule!r} needs a noise estimate: give two or more "
+                             "`evaluate.seeds`, or `evaluate.baseline_repeats: 2` or more")
+        names = [s.name for s in self.services]
+        if len(set(names)) != len(names):
+            raise ValueError(f"service names must be unique: {names}")
+        return self
 
     @field_validator("editable", "protected")
     @classmethod
@@ -159,15 +325,40 @@ class Loop(_Strict):
                 raise ValueError(f"item {index} {pattern!r} is not a valid glob: {exc}") from exc
         return patterns
 
+    @model_validator(mode="after")
+    def _params_file_editable(self) -> Loop:
+        path = self.agent.params_file
+        if self.agent.kind == "optuna" and path and (
+                not globs.matches_any(path, self.editable) or globs.matches_any(path, self.all_protected)):
+            raise ValueError(f"agent.params_file {path!r} must match `editable` and no `protected` glob, "
+                             "or every trial would be thrown away as invalid")
+        return self
+
     @property
     def branch(self) -> str:
         """The research branch."""
         return f"autoresearch/{self.name}"
 
     @property
+    def sandbox_settings(self) -> SandboxSettings:
+        """The sandbox section, whichever form it was written in."""
+        return self.sandbox or SandboxSettings()
+
+    @property
     def all_protected(self) -> tuple[str, ...]:
         """Protected globs plus the files no experiment may ever touch."""
-        return (*self.protected, *ALWAYS_PROTECTED)
+        return (*self.protected, *(self.holdout.protect if self.holdout else ()), *ALWAYS_PROTECTED)
+
+
+Role = Literal["admin", "maintain", "write", "triage", "read"]
+DEFAULT_ROLES: tuple[Role, ...] = ("admin", "maintain", "write")
+
+
+class GitHubSettings(_Strict):
+    """Who may steer loops from pull-request comments."""
+
+    # Roles from the collaborator-permission API, never author_association (which says nothing about rights).
+    allowed_roles: list[Role] = Field(default_factory=lambda: list(DEFAULT_ROLES), min_length=1)
 
 
 class Config(_Strict):
@@ -175,6 +366,7 @@ class Config(_Strict):
 
     version: Literal[1] = 1
     loops: dict[str, Loop] = Field(min_length=1)
+    github: GitHubSettings = Field(default_factory=GitHubSettings)
     path: str = Field(default=CONFIG_FILE, exclude=True)
 
     def loop(self, name: str | None) -> Loop:
@@ -202,6 +394,12 @@ def json_schema() -> dict[str, Any]:
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "arl-bot .autoresearch.yml"
     schema["properties"]["loops"]["propertyNames"] = {"pattern": LOOP_NAME.pattern}
+    # `sandbox: bubblewrap` is read as {kind: bubblewrap}: show editors both forms.
+    sandbox = schema["$defs"]["Loop"]["properties"]["sandbox"]
+    sandbox["anyOf"].insert(0, {"enum": ["docker", "bubblewrap", "none"], "type": "string"})
+    keep = schema["$defs"]["Loop"]["properties"]["keep"]  # `keep: sigma` is read as {rule: sigma}
+    schema["$defs"]["Loop"]["properties"]["keep"] = {"anyOf": [{"enum": ["mean", "sigma", "welch"],
+                                                                "type": "string"}, keep]}
     return schema
 
 
@@ -278,13 +476,17 @@ def _is_union_tag(part: int | str) -> bool:
 
 
 _MODEL_AT: dict[str, type[BaseModel]] = {"loops": Loop, "metric": Metric, "evaluate": Evaluate, "parse": Parse,
-             "agent": AgentConfig, "budget": Budget}
+             "agent": AgentConfig, "budget": Budget, "strategy": StrategyConfig, "prompt": PromptConfig,
+             "space": searchspace.Param, "sandbox": SandboxSettings,
+             "evaluation": PhaseSandbox, "keep": Keep, "holdout": Holdout, "services": Service,
+             "ready": ReadyCheck, "github": GitHubSettings,
+             "price": PriceConfig}
 
 
 def _known_keys_hint(loc: tuple[int | str, ...]) -> str:
     model: type[BaseModel] = Config
     if len(loc) >= 2:
-        parent = str(loc[-3]) if len(loc) >= 3 and loc[-3] == "loops" else str(loc[-2])
+        parent = str(loc[-3]) if len(loc) >= 3 and loc[-3] in ("loops", "space") else str(loc[-2])
         model = _MODEL_AT.get(parent, Loop if len(loc) == 3 and loc[0] == "loops" else Config)
     names = sorted(
         (field.alias or name) for name, field in model.model_fields.items() if name not in {"path", "name"}
@@ -301,6 +503,7 @@ def _hint_for(loc: tuple[int | str, ...]) -> str | None:
         "protected": "globs like \"eval/**\", relative to the repository root",
         "sandbox": "use `bubblewrap`, `docker` or `none`",
         "version": "the only version is 1",
+        "rule": "use `mean`, `sigma` or `welch`",
     }.get(last)
 
 

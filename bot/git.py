@@ -148,6 +148,15 @@ class Git:
         """Whether there are uncommitted changes or untracked files."""
         return bool(self.run("status", "--porcelain"))
 
+    def exclude(self, pattern: str) -> None:
+        """Hide pattern from `git status` in this clone only (.git/info/exclude, never committed)."""
+        path = self.common_dir / "info" / "exclude"
+        current = path.read_text(encoding="utf-8") if path.exists() else ""
+        if pattern not in current.splitlines():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            prefix = "" if not current or current.endswith("\n") else "\n"
+            path.write_text(f"{current}{prefix}{pattern}\n", encoding="utf-8")
+
     def has_remote(self, name: str = "origin") -> bool:
         """Whether a remote called name is configured."""
         return name in self.run("remote").split()

@@ -1,4 +1,4 @@
-"""`arl-bot init`: write a commented config, agent instructions and .gitignore entries."""
+"""`arl-bot init`: write a commented config, agent instructions, the workflow and .gitignore entries."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from .config import CONFIG_FILE, LOOP_NAME
 from .errors import ArlError
 
 GITIGNORE_LINES = ("# arl-bot: scratch files of local runs", ".arl-bot/")
+WORKFLOW_FILE = ".github/workflows/autoresearch.yml"  # the same text as arl-bot's own copy of it
 
 
 def template(name: str) -> str:
@@ -16,14 +17,19 @@ def template(name: str) -> str:
     return (resources.files("arl_bot") / "templates" / name).read_text(encoding="utf-8")
 
 
-def init(root: Path, loop: str = "main") -> list[Path]:
-    """Write the starter files into root; refuse to overwrite any; return what was written."""
+def init(root: Path, loop: str = "main", task: str | None = None) -> list[Path]:
+    """Write the starter files into root (a built-in task's lab when task is set); refuse to overwrite any."""
     if not LOOP_NAME.match(loop):
         raise ArlError(f"loop name {loop!r} must be lowercase letters, digits and '-'")
     files = {
         root / CONFIG_FILE: template("autoresearch.yml").format(loop=loop),
         root / "AGENT.md": template("AGENT.md").format(loop=loop),
+        root / WORKFLOW_FILE: template("workflow.yml"),  # verbatim: its ${{ }} are not format fields
     }
+    if task is not None:
+        from .backends.torch_tasks.starter import starter_files
+
+        files.update({root / path: text for path, text in starter_files(task, loop).items()})
     existing = [p for p in files if p.exists()]
     if existing:
         raise ArlError(
@@ -32,6 +38,7 @@ def init(root: Path, loop: str = "main") -> list[Path]:
         )
     written = []
     for path, text in files.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text, encoding="utf-8")
         written.append(path)
     gitignore = root / ".gitignore"

@@ -8,7 +8,7 @@ import shutil
 import signal
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -16,19 +16,22 @@ from pathlib import Path
 from types import FrameType
 from typing import Protocol
 
-from . import decide, diffcheck, process, prompt
+from . import decide, diffcheck, process, prompt, validate
 from .agents import Agent, AgentTask, get_agent
 from .config import Config, Loop
 from .errors import ArlError, Interrupted, RecordError
-from .evaluate import Evaluator, Measurement, get_evaluator, measure
+from .evaluate import Evaluator, Measurement, get_evaluator
 from .git import Git
 from .globs import matches_any
 from .lock import LoopLock
+from .measurer import Measurer
 from .record import Attempt, Meta, Note, Record
 from .sandbox import Sandbox, choose_sandbox
 from .store import RecordStore
 from .strategy import Plan, Strategy
 from .sync import Remote
+
+WORKTREES = ".arl-bot/worktrees"  # inside the checkout, hidden from `git status` by .git/info/exclude
 
 
 @dataclass(frozen=True)
@@ -92,9 +95,12 @@ class Session:
         self.sandbox = sandbox or choose_sandbox(loop)
         self.agent = agent or get_agent(loop, self.sandbox)
         self.evaluator = evaluator or get_evaluator(loop, self.sandbox)
+        self.measurer = Measurer(loop, self.evaluator)  # seeds, noise, keep rule, holdout, services
         self.listeners = list(listeners or [])
         self.strategy = Strategy(loop)
         self.state_dir = repo.common_dir / "autoresearch"
+        # Not under .git: agents such as Claude Code refuse to edit anything below a .git folder.
+        self.worktree_path = repo.root / WORKTREES / loop.name
         self.store = RecordStore(repo, loop.name)
         self.remote = None if self.options.dry_run else Remote(repo, self.options.remote, loop.name)
         self.run_id = self.options.run_id or datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
@@ -103,6 +109,8 @@ class Session:
         self.warnings: list[str] = []
         self._inflight = self.state_dir / f"{loop.name}.inflight.json"
         self._signals = _Signals()
+        self._drifted: list[str] = []  # protected paths the branch changed outside the loop
+        self._branch_head: str | None = None  # cached: only this run moves the branch while it holds the lock
 
     # -- the run ------------------------------------------------------------------------------------
     def run(self) -> RunSummary:
@@ -144,7 +152,52 @@ class Session:
                 self._finish(summary.reason)
                 raise
             summary.reason = reason
-            self._finish(reason)
+            self._finish(reason, **self.measurer.at_end(self._ready()[1].root, record))
+            return summary
+
+    def adopt(self, make: Callable[[Git, str], str], *, mode: str, reason: str,
+              trailers: dict[str, str] | None = None, extra: dict[str, object] | None = None) -> RunSummary:
+        """Measure and record a change made by the bot, not the agent (a revert), kept whatever it scores.
+
+        make(tree, head) stages the change in the research worktree and returns its description, or
+        raises ArlError having changed nothing; then nothing is recorded either.
+        """
+        with LoopLock(self.state_dir / f"{self.loop.name}.lock", self.loop.name), self._signals.installed():
+            record = self._prepare()
+            _, tree = self._ready()
+            head = self._head()
+            number = record.next_experiment
+            description = make(tree, head)
+            tree_sha = tree.write_tree()
+            summary = RunSummary(record=record, reason="")
+            self._note("run_start", run_id=self.run_id, url=self.options.run_url, sandbox=self.sandbox.name,
+                       dry_run=self.options.dry_run, mode=mode)
+            self._emit("on_start")
+            best = record.best.metric if record.best else None
+            self._mark_inflight(number, description)
+            self._phase(number, "evaluating")
+            m = self._measure(number)
+            common = dict(experiment=number, metric=m.metric, description=description, parent=head,
+                          best_before=best, seeds=m.per_seed, mode=mode, started_at=now(), eval_s=m.duration_s,
+                          eval_log=m.log, run_id=self.run_id, extra=dict(extra or {}))
+            patch = tree.staged_patch(head)
+            with self._signals.hold():
+                if m.metric is None:  # a change that does not evaluate is not put on the branch
+                    tree.reset_hard(head)
+                    attempt = Attempt(status="crash", reason=f"{reason}; it did not evaluate: {m.error}",
+                                      **common)  # type: ignore[arg-type]
+                else:
+                    sha = tree.commit_tree(tree_sha, head, description, {
+                        "Experiment": str(number), "Metric": repr(m.metric),
+                        "Delta": repr(m.metric - best if best is not None else 0.0), "Status": "keep",
+                        **(trailers or {})})
+                    self._move_branch(sha, head)
+                    tree.reset_hard(sha)
+                    attempt = Attempt(status="keep", sha=sha, reason=reason, **common)  # type: ignore[arg-type]
+                self._append(attempt, patch)
+            summary.attempts.append(attempt)
+            summary.reason = f"{mode} recorded as experiment {number}"
+            self._finish(summary.reason)
             return summary
 
     def _prepare(self) -> Record:
@@ -176,11 +229,17 @@ class Session:
         if self.repo.current_branch() == record.meta.base_branch and self.repo.dirty():
             self.warn("your checkout has uncommitted changes; they are not part of the base "
                       f"({record.meta.base_sha[:8]}) and the loop will not see them")
-        self.tree = self.repo.add_worktree(self.state_dir / "worktrees" / self.loop.name, self.loop.branch)
+        self.repo.exclude(f"/{WORKTREES}/")
+        self.tree = self.repo.add_worktree(self.worktree_path, self.loop.branch)
         self.record = record
         self._recover(record)
         head = self._head()
         self.tree.reset_hard(head)
+        self._drifted = [p for p in self.repo.changed_between(record.meta.base_sha, head)
+                         if matches_any(p, self.loop.all_protected)]
+        if self._drifted:
+            self.warn(f"the research branch changed protected paths ({', '.join(self._drifted[:5])}); "
+                      "every evaluation uses the base's version of them")
         return record
 
     def _recover(self, record: Record) -> None:
@@ -226,13 +285,14 @@ class Session:
         head = self._head()
         self._mark_inflight(number, "baseline")
         self._phase(number, "evaluating baseline")
-        measurement = self._measure(number)
+        measurement, measured = self.measurer.baseline(tree.root)
         ok = measurement.metric is not None
         attempt = Attempt(
             experiment=number, status="baseline" if ok else "crash", metric=measurement.metric,
             description="baseline", parent=head, sha=head if ok else None,
             seeds=measurement.per_seed, reason=measurement.error, mode="baseline",
             started_at=now(), eval_s=measurement.duration_s, eval_log=measurement.log, run_id=self.run_id,
+            extra=measured,
         )
         tree.reset_hard(head)
         self._append(attempt, "")
@@ -269,9 +329,9 @@ class Session:
         """The agent edits plan.start's tree; a keep becomes a commit on the head, keeping history linear."""
         record, tree = self._ready()
         mode, start = plan.mode, plan.start
-        if start != parent:
-            tree.reset_hard(start)
-        text = prompt.render(self.loop, self._instructions(), record, mode, number)
+        if start != parent:  # the worktree has the branch checked out: a reset would move the branch
+            tree.checkout_tree(start)
+        text = prompt.render(self.loop, self._instructions(), record, mode, number, parent=start)
         prompt_file = workdir / "prompt.md"
         prompt_file.write_text(text, encoding="utf-8")
         left = None
@@ -282,7 +342,7 @@ class Session:
         result = self.agent.propose(AgentTask(
             tree=tree.root, prompt=text, prompt_file=prompt_file, experiment=number, mode=mode,
             parent=start, timeout=self.loop.agent.timeout, cost_limit_usd=left,
-            redirects=tuple(record.redirects),
+            redirects=prompt.notes(record), history=tuple(record.attempts),
         ))
         agent_s = time.monotonic() - t0
         tree.stage_all()
@@ -290,7 +350,7 @@ class Session:
         patch = tree.staged_patch(start) if changes else ""
 
         def finish(status: str, reason: str, measurement: Measurement | None = None,
-                   sha: str | None = None) -> Attempt:
+                   sha: str | None = None, measured: dict[str, object] | None = None) -> Attempt:
             attempt = Attempt(
                 experiment=number, status=status,  # type: ignore[arg-type]
                 metric=measurement.metric if measurement else None,
@@ -300,7 +360,7 @@ class Session:
                 tokens_out=result.tokens_out, started_at=started_at, agent_s=round(agent_s, 3),
                 eval_s=round(measurement.duration_s, 3) if measurement else 0.0,
                 agent_log=result.log, eval_log=measurement.log if measurement else "",
-                run_id=self.run_id, extra=dict(result.extra),
+                run_id=self.run_id, extra={**result.extra, **(measured or {})},
             )
             if sha is None:
                 tree.reset_hard(parent)
@@ -310,17 +370,17 @@ class Session:
 
         if not result.ok:
             return finish("crash", result.error)
-        problem = diffcheck.violation(changes, self.loop)
+        problem = diffcheck.violation(changes, self.loop) or validate.failure(tree.root, changes, self.loop)
         if problem is not None:
             return finish("invalid", problem)
         tree.clean_ignored()
         self._restore_protected(tree, record.meta.base_sha)
         tree_sha = tree.write_tree()
         self._phase(number, "evaluating")
-        measurement = self._measure(number)
-        status, reason = decide.judge(self.loop.metric, best, measurement.metric, measurement.error)
+        verdict = self.measurer.candidate(tree.root, record)
+        measurement, status, reason = verdict.measurement, verdict.status, verdict.reason
         if status != "keep":
-            return finish(status, reason, measurement)
+            return finish(status, reason, measurement, measured=verdict.extra)
         with self._signals.hold():
             sha = tree.commit_tree(tree_sha, parent, result.description, {
                 "Experiment": str(number), "Metric": repr(measurement.metric),
@@ -328,24 +388,23 @@ class Session:
                 "Status": "keep", "Seeds": ",".join(str(s) for s in self.loop.evaluate.seeds),
                 "Cost": f"{result.cost_usd:.4f}",
             })
-            self.repo.move_ref(f"refs/heads/{self.loop.branch}", sha, parent)
+            self._move_branch(sha, parent)
             tree.reset_hard(sha)
-            return finish("keep", reason, measurement, sha)
+            return finish("keep", reason, measurement, sha, measured=verdict.extra)
 
     # -- pieces ---------------------------------------------------------------------------------------
     def _measure(self, number: int) -> Measurement:
         _, tree = self._ready()
-        scratch = Path(tempfile.mkdtemp(prefix=f"arl-eval-{self.loop.name}-{number}-"))
-        try:
-            return measure(self.evaluator, tree.root, list(self.loop.evaluate.seeds), scratch)
-        finally:
-            shutil.rmtree(scratch, ignore_errors=True)
+        return self.measurer.measure(tree.root, list(self.loop.evaluate.seeds))  # services up, seeds in parallel
 
     def _restore_protected(self, tree: Git, base_sha: str) -> None:
-        """Make every protected path the base's, so the evaluation code is always the base's."""
-        drifted = [p for p in tree.changed_since(base_sha) if matches_any(p, self.loop.all_protected)]
-        if drifted:
-            tree.restore_paths(base_sha, drifted)
+        """Make every protected path the base's, so the evaluation code is always the base's.
+
+        Agents cannot change protected paths (the diff check refuses it), so only commits made on
+        the research branch by other means can: those are found once per run, in `_prepare`.
+        """
+        if self._drifted:
+            tree.restore_paths(base_sha, self._drifted)
 
     def _instructions(self) -> str:
         _, tree = self._ready()
@@ -373,8 +432,8 @@ class Session:
         self.store.append_note(note, len(record.notes))
         record.notes.append(note)
 
-    def _finish(self, reason: str) -> None:
-        self._note("run_end", reason=reason, run_id=self.run_id)
+    def _finish(self, reason: str, **data: object) -> None:
+        self._note("run_end", reason=reason, run_id=self.run_id, **data)
         if self.remote is not None:
             self.remote.push()
         self._emit("on_end", reason)
@@ -400,10 +459,16 @@ class Session:
             "description": description, "pid": os.getpid(),
         }))
 
+    def _move_branch(self, new: str, old: str) -> None:
+        """Move the research branch from old to new (compare-and-swap) and remember it."""
+        self.repo.move_ref(f"refs/heads/{self.loop.branch}", new, old)
+        self._branch_head = new
+
     def _head(self) -> str:
-        head = self.repo.rev(f"refs/heads/{self.loop.branch}")
-        assert head is not None
-        return head
+        if self._branch_head is None:
+            self._branch_head = self.repo.rev(f"refs/heads/{self.loop.branch}")
+        assert self._branch_head is not None
+        return self._branch_head
 
     def _ready(self) -> tuple[Record, Git]:
         assert self.record is not None and self.tree is not None, "call run() first"

@@ -9,9 +9,9 @@ import signal
 import subprocess
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Callable
 from typing import IO
 
 TAIL_BYTES = 8_000  # how much of a log the record keeps

@@ -147,8 +147,20 @@ class RecordStore:
 
     def append_note(self, note: Note, number: int) -> None:
         """Add a note; number orders notes and must be unique."""
+        head = self.head()
+        # A note pushed from elsewhere (a `stop` from the gate) may hold the number this writer expects
+        # next; take the next free one rather than overwrite it (notes are ordered by time anyway).
+        while head is not None and self._has(head, _shard_path("notes", number, ".json")):
+            number += 1
         self._write({_shard_path("notes", number, ".json"): note.to_json().encode()},
                     f"{note.kind}")
+
+    def _has(self, commit: str, path: str) -> bool:
+        try:
+            self.git.run("cat-file", "-e", f"{commit}:{path}")
+        except GitError:
+            return False
+        return True
 
     def _write(self, files: dict[str, bytes], message: str, new: bool = False) -> None:
         """Commit files onto the record in-process; only the final compare-and-swap runs git.

@@ -32,7 +32,7 @@ def start(lab: Lab, *args: str) -> subprocess.Popen[str]:
 
 def wait_for(path: Path, timeout: float = 30) -> None:
     deadline = time.monotonic() + timeout
-    while not path.exists():
+    while not path.exists() or not path.read_text():  # written, not just created
         if time.monotonic() > deadline:
             raise AssertionError(f"{path} never appeared")
         time.sleep(0.05)
@@ -111,7 +111,7 @@ def test_a_signal_stops_at_once_records_the_attempt_and_restores_the_tree(
     assert [a.status for a in record.attempts] == ["baseline", "keep", "interrupted"]
     assert record.stop_reason == "interrupted by a signal"
     assert not running(agent_pid)
-    tree = Lab(lab.repo.common_dir / "autoresearch" / "worktrees" / "demo")
+    tree = Lab(lab.root / ".arl-bot" / "worktrees" / "demo")
     assert tree.git("status", "--porcelain") == ""
     assert tree.git("rev-parse", "HEAD") == record.attempts[1].sha
 

@@ -7,7 +7,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from arl_bot import config
 from arl_bot.cli import main
 from arl_bot.errors import ConfigError

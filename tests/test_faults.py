@@ -11,9 +11,9 @@ import time
 from pathlib import Path
 
 import pytest
-
 from arl_bot.record import Record
 from arl_bot.store import RecordStore
+
 from tests.labs import PY, Lab, make_lab, value_config
 
 ARL = [sys.executable, "-m", "arl_bot.cli"]
@@ -118,7 +118,8 @@ def test_sigkill_while_evaluating_then_resume(tmp_path: Path) -> None:
 
 
 def test_two_runs_on_one_loop_never_interleave_the_record(tmp_path: Path) -> None:
-    slow = "import time, os\nfrom pathlib import Path\nPath('model/value.txt').write_text(os.environ['AUTORESEARCH_EXPERIMENT'])\ntime.sleep(0.3)\n"
+    slow = ("import time, os\nfrom pathlib import Path\n"
+            "Path('model/value.txt').write_text(os.environ['AUTORESEARCH_EXPERIMENT'])\ntime.sleep(0.3)\n")
     lab = make_lab(tmp_path, ["1"], files={"slow.py": slow})
     lab.write(".autoresearch.yml", value_config(agent=f'{{kind: command, command: "{PY} slow.py"}}',
                                                  goal="maximize"))

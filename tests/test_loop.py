@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from arl_bot.errors import ArlError
 from arl_bot.loop import RunOptions, RunSummary, Session
 from arl_bot.store import RecordStore
+
 from tests.labs import PY, Lab, make_lab, running, value_config
 
 
@@ -126,7 +126,7 @@ def test_rule_breaking_changes_are_invalid_and_leave_nothing_behind(
     attempt = summary.record.attempts[1]
     assert (attempt.status, attempt.reason) == ("invalid", reason)
     assert branch_log(lab) == []
-    tree = Path(lab.repo.common_dir / "autoresearch" / "worktrees" / "demo")
+    tree = Path(lab.root / ".arl-bot" / "worktrees" / "demo")
     assert Lab(tree).git("status", "--porcelain", "--ignored") == ""
     assert lab.git("status", "--porcelain") == ""  # the user's checkout is untouched
 
@@ -140,7 +140,7 @@ def test_files_created_by_a_discarded_attempt_are_removed(tmp_path: Path) -> Non
     summary = run(lab, 1)
     assert statuses(summary) == ["baseline", "discard"]
     assert summary.record.attempts[1].files == ["model/extra.txt", "model/value.txt"]
-    tree = Path(lab.repo.common_dir / "autoresearch" / "worktrees" / "demo")
+    tree = Path(lab.root / ".arl-bot" / "worktrees" / "demo")
     assert not (tree / "model/extra.txt").exists()
     assert "+left over" in RecordStore(lab.repo, "demo").diff(1)
 
@@ -149,7 +149,7 @@ def test_evaluation_always_runs_the_base_s_protected_code(tmp_path: Path) -> Non
     lab = make_lab(tmp_path, ["8", "7"])
     run(lab, 1)
     # Someone commits a rigged evaluation straight onto the research branch.
-    tree = Lab(Path(lab.repo.common_dir / "autoresearch" / "worktrees" / "demo"))
+    tree = Lab(Path(lab.root / ".arl-bot" / "worktrees" / "demo"))
     tree.write("eval/run.py", "print('score: -1000')\n")
     tree.commit_all("rig the evaluation")
     summary = run(lab, 1)

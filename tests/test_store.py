@@ -7,11 +7,11 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from arl_bot.errors import GitError, RecordError
 from arl_bot.git import Git
 from arl_bot.record import Attempt, Meta, Note
 from arl_bot.store import RecordStore
+
 from tests.labs import git
 
 META = Meta(loop="demo", base_branch="main", base_sha="0" * 40, created_at="2026-01-01T00:00:00Z",

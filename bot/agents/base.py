@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..config import AgentConfig, Loop
+from ..record import Attempt
 from ..registry import load_plugin
 from ..sandbox import Sandbox
 
@@ -25,6 +26,7 @@ class AgentTask:
     cost_limit_usd: float | None = None  # what is left of the run's budget; None: no cap
     redirects: tuple[str, ...] = ()
     env: dict[str, str] = field(default_factory=dict)  # the environment the agent's process may see
+    history: tuple[Attempt, ...] = ()  # every attempt so far, oldest first (optuna feeds them back)
 
 
 @dataclass(frozen=True)
