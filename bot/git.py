@@ -252,6 +252,13 @@ class Git:
                 commits.append((sha.strip(), subject, trailers))
         return commits
 
+    def merge_trees(self, ours: str, theirs: str) -> str | None:
+        """The tree of a clean three-way merge of two commits, or None when they conflict."""
+        try:
+            return self.run("merge-tree", "--write-tree", "--no-messages", ours, theirs).splitlines()[0]
+        except GitError:
+            return None
+
     def is_ancestor(self, ancestor: str, descendant: str) -> bool:
         """Whether ancestor is reachable from descendant."""
         try:

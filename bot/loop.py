@@ -125,15 +125,17 @@ class Session:
                        sandbox=self.sandbox.name, dry_run=self.options.dry_run)
             self._emit("on_start")
             try:
-                if record.best is None:
-                    baseline = self._baseline()
-                    summary.attempts.append(baseline)
-                    if baseline.status != "baseline":
-                        raise ArlError(
-                            f"the baseline evaluation failed: {baseline.reason}",
-                            hint="run `arl-bot eval` to see the evaluation's output and fix it first",
-                        )
                 while True:
+                    if record.best is None or record.best.sha != self._head():
+                        # First run, or the branch moved outside the loop (a manual fix, a merge):
+                        # measure what is there now, so every comparison is against a real number.
+                        baseline = self._baseline()
+                        summary.attempts.append(baseline)
+                        if baseline.status != "baseline":
+                            raise ArlError(
+                                f"the baseline evaluation failed: {baseline.reason}",
+                                hint="run `arl-bot eval` to see the evaluation's output and fix it first",
+                            )
                     state.elapsed_s = time.monotonic() - started
                     best = record.best.metric if record.best else None
                     reason = decide.stop_reason(self.loop.budget, self.loop.metric, state, best,
@@ -235,8 +237,7 @@ class Session:
         self._recover(record)
         head = self._head()
         self.tree.reset_hard(head)
-        self._drifted = [p for p in self.repo.changed_between(record.meta.base_sha, head)
-                         if matches_any(p, self.loop.all_protected)]
+        self._drifted = self._protected_drift(record.meta.base_sha, head)
         if self._drifted:
             self.warn(f"the research branch changed protected paths ({', '.join(self._drifted[:5])}); "
                       "every evaluation uses the base's version of them")
@@ -287,9 +288,11 @@ class Session:
         self._phase(number, "evaluating baseline")
         measurement, measured = self.measurer.baseline(tree.root)
         ok = measurement.metric is not None
+        first = record.baseline is None
+        description = "baseline" if first else f"re-measured {head[:8]}: the branch moved outside the loop"
         attempt = Attempt(
             experiment=number, status="baseline" if ok else "crash", metric=measurement.metric,
-            description="baseline", parent=head, sha=head if ok else None,
+            description=description, parent=head, sha=head if ok else None,
             seeds=measurement.per_seed, reason=measurement.error, mode="baseline",
             started_at=now(), eval_s=measurement.duration_s, eval_log=measurement.log, run_id=self.run_id,
             extra=measured,
@@ -421,10 +424,24 @@ class Session:
         with self._signals.hold():
             self.store.append_attempt(attempt, patch)
             record.attempts.append(attempt)
-            if self.remote is not None:
-                self.remote.push()
+            if self.remote is not None and self.remote.push():
+                self._branch_moved()
             self._inflight.unlink(missing_ok=True)
         self._emit("on_attempt", attempt)
+
+    def _protected_drift(self, base_sha: str, head: str) -> list[str]:
+        """Protected paths the branch changed outside the loop (the evaluation still uses the base's)."""
+        return [p for p in self.repo.changed_between(base_sha, head) if matches_any(p, self.loop.all_protected)]
+
+    def _branch_moved(self) -> None:
+        """The push took in commits from elsewhere: check the new head out; the run re-measures it."""
+        record, tree = self._ready()
+        self._branch_head = None
+        head = self._head()
+        tree.reset_hard(head)
+        self._drifted = self._protected_drift(record.meta.base_sha, head)
+        self.warn(f"{self.loop.branch} moved on {self.options.remote} (someone pushed to it); "
+                  f"merged with this run's results at {head[:8]}, which is measured next")
 
     def _note(self, kind: str, **data: object) -> None:
         record, _ = self._ready()

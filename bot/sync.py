@@ -43,16 +43,20 @@ class Remote:
                 hint=f"another clone ran this loop; compare `git log {ours}` with `git log {theirs}`",
             )
 
-    def push(self) -> None:
+    def push(self) -> bool:
         """Push branch and record in one atomic push: both land or neither does.
 
         A rejected push fetches, re-checks and retries once: notes pushed meanwhile (a `stop` or
-        `redirect` from a comment) are taken in under ours; anything else someone pushed stops us.
+        `redirect` from a comment) are taken in under ours, and commits someone pushed to the research
+        branch (a manual fix) are merged with ours, keeping both. Returns whether the branch took in
+        commits from elsewhere: the loop must then measure its new head before going on.
         """
         refs = [f"{ref}:{ref}" for ref in (self.branch_ref, self.record_ref) if self.repo.rev(ref)]
+        moved = False
         try:
             self.repo.push(self.name, refs)
         except PushRejectedError as exc:
+            moved = self._take_in_branch()
             problem = self._catch_up()
             if problem is not None:
                 raise ArlError(
@@ -74,6 +78,30 @@ class Remote:
             sha = self.repo.rev(ours)
             if sha:
                 self.repo.run("update-ref", tracking, sha)
+        return moved
+
+    def _take_in_branch(self) -> bool:
+        """Fetch; when the research branch moved there, fast-forward or merge ours onto it (never force)."""
+        self.repo.fetch(self.name, [f"+{self.branch_ref}:{self.tracking_branch}"])
+        ours, theirs = self.repo.rev(self.branch_ref), self.repo.rev(self.tracking_branch)
+        if ours is None or theirs is None or self.repo.is_ancestor(theirs, ours):
+            return False
+        if self.repo.is_ancestor(ours, theirs):
+            self.repo.move_ref(self.branch_ref, theirs, ours)
+            return True
+        tree = self.repo.merge_trees(ours, theirs)
+        if tree is None:
+            side = f"refs/autoresearch/{self.branch_ref.rsplit('/', 1)[1]}/unmerged/{ours[:12]}"
+            self.repo.push(self.name, [f"{ours}:{side}", f"{self.record_ref}:{self.record_ref}"])
+            raise ArlError(
+                f"someone pushed commits to {self.branch_ref} on {self.name} that conflict with this run's "
+                f"kept experiments; nothing is lost: they are pushed to {side} and in the record",
+                hint=f"merge {side} into the research branch by hand, push it, then run again",
+            )
+        merged = self.repo.store_commit(tree, [ours, theirs], f"Merge {self.name}'s changes to the research "
+                                        "branch with this run's kept experiments")
+        self.repo.move_ref(self.branch_ref, merged, ours)
+        return True
 
     def _catch_up(self) -> str | None:
         """Fetch, and put our record's new commits on top of notes others pushed; None when a retry may work."""

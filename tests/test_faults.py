@@ -133,3 +133,82 @@ def test_two_runs_on_one_loop_never_interleave_the_record(tmp_path: Path) -> Non
     record = RecordStore(lab.repo, "demo").load()
     assert record is not None
     assert [a.experiment for a in record.attempts] == [0, 1, 2, 3]
+
+
+def pushing_agent(remote: Path, clone: Path, fix_path: str, fix_text: str) -> str:
+    """An agent that, in experiment 2, first pushes someone's manual fix to the research branch."""
+    return (
+        "import os, subprocess\nfrom pathlib import Path\n"
+        "n = int(os.environ['AUTORESEARCH_EXPERIMENT'])\n"
+        "if n == 2:\n"
+        "    g = lambda *a, cwd=None: subprocess.run(['git', '-c', 'user.name=human', '-c', "
+        "'user.email=h@example.com', *a], cwd=cwd, check=True, capture_output=True)\n"
+        f"    g('clone', '--quiet', '--branch', 'autoresearch/demo', {str(remote)!r}, {str(clone)!r})\n"
+        f"    Path({str(clone)!r}, {fix_path!r}).write_text({fix_text!r})\n"
+        f"    g('commit', '--quiet', '-am', 'manual fix', cwd={str(clone)!r})\n"
+        f"    g('push', '--quiet', 'origin', 'autoresearch/demo', cwd={str(clone)!r})\n"
+        "Path('model/value.txt').write_text(str(10 - n))\n"
+    )
+
+
+def test_a_manual_fix_pushed_mid_run_is_merged_keeping_both_then_measured(tmp_path: Path) -> None:
+    lab = make_lab(tmp_path, ["0"], remote=True, files={"model/notes.txt": "draft\n"})
+    assert lab.remote is not None
+    lab.write("pusher.py", pushing_agent(lab.remote, tmp_path / "human", "model/notes.txt", "fixed\n"))
+    lab.write(".autoresearch.yml", value_config(agent=f'{{kind: command, command: "{PY} pusher.py"}}')
+              .replace('"agent.py"', '"agent.py", "pusher.py"'))
+    lab.commit_all("pushing agent")
+    result = run_arl(lab, "run", "--experiments", "3")
+    assert result.returncode == 0, result.stderr
+    assert "moved on origin" in result.stderr
+    record = RecordStore(lab.repo, "demo").load()
+    assert record is not None
+    assert [(a.experiment, a.status) for a in record.attempts] == [
+        (0, "baseline"), (1, "keep"), (2, "keep"), (3, "baseline"), (4, "keep")]
+    assert record.attempts[3].description.endswith("the branch moved outside the loop")
+    remote = Lab(lab.remote)
+    head = remote.git("rev-parse", "autoresearch/demo")
+    assert head == lab.git("rev-parse", "autoresearch/demo")
+    for attempt in record.attempts:
+        if attempt.sha:
+            remote.git("merge-base", "--is-ancestor", attempt.sha, head)  # every kept state is on the branch
+    assert remote.git("show", f"{head}:model/notes.txt") == "fixed"  # the manual fix is kept too
+    assert remote.git("show", f"{head}:model/value.txt") == "6"
+
+
+def test_a_manual_fix_pushed_between_runs_is_measured_before_going_on(tmp_path: Path) -> None:
+    lab = make_lab(tmp_path, ["8", "9", "7"], remote=True)  # experiment 3 writes 7
+    assert run_arl(lab, "run", "--experiments", "1").returncode == 0
+    assert lab.remote is not None
+    human = tmp_path / "human"
+    git_env = ["-c", "user.name=human", "-c", "user.email=h@example.com"]
+    subprocess.run(["git", "clone", "--quiet", "--branch", "autoresearch/demo", str(lab.remote), str(human)],
+                   check=True)
+    (human / "model" / "value.txt").write_text("7.5\n")
+    subprocess.run(["git", *git_env, "commit", "--quiet", "-am", "hand-tuned"], cwd=human, check=True)
+    subprocess.run(["git", "push", "--quiet", "origin", "autoresearch/demo"], cwd=human, check=True)
+    result = run_arl(lab, "run", "--experiments", "1")
+    assert result.returncode == 0, result.stderr
+    record = RecordStore(lab.repo, "demo").load()
+    assert record is not None
+    assert [(a.status, a.metric) for a in record.attempts[-2:]] == [("baseline", 7.5), ("keep", 7.0)]
+
+
+def test_a_conflicting_manual_fix_stops_the_run_with_nothing_lost(tmp_path: Path) -> None:
+    lab = make_lab(tmp_path, ["0"], remote=True)
+    assert lab.remote is not None
+    lab.write("pusher.py", pushing_agent(lab.remote, tmp_path / "human", "model/value.txt", "9.5\n"))
+    lab.write(".autoresearch.yml", value_config(agent=f'{{kind: command, command: "{PY} pusher.py"}}')
+              .replace('"agent.py"', '"agent.py", "pusher.py"'))
+    lab.commit_all("pushing agent")
+    result = run_arl(lab, "run", "--experiments", "3")
+    assert result.returncode == 1
+    assert "conflict with this run's kept experiments; nothing is lost" in result.stderr
+    record = RecordStore(lab.repo, "demo").load()
+    assert record is not None
+    kept = [a for a in record.attempts if a.status == "keep"]
+    assert [a.metric for a in kept] == [9.0, 8.0]
+    remote = Lab(lab.remote)
+    side = remote.git("for-each-ref", "--format=%(refname)", "refs/autoresearch/demo/unmerged/").strip()
+    assert remote.git("rev-parse", side) == kept[-1].sha
+    assert remote.git("rev-parse", "refs/autoresearch/demo/record") == RecordStore(lab.repo, "demo").head()
