@@ -9,7 +9,8 @@ from io import BytesIO
 from pathlib import Path
 
 import git as gitpython
-from gitdb.base import IStream  # type: ignore[import-untyped]  # gitdb ships no type hints
+from gitdb import LooseObjectDB  # type: ignore[import-untyped]  # gitdb ships no type hints
+from gitdb.base import IStream  # type: ignore[import-untyped]
 
 from .errors import GitError, PushRejectedError
 
@@ -58,6 +59,7 @@ class Git:
             raise GitError("rev-parse", f"{path} is a bare repository", hint="run it in a clone")
         self.root = Path(self._repo.working_tree_dir or path).resolve()
         self.common_dir = Path(self._repo.common_dir).resolve()
+        self._loose: LooseObjectDB | None = None
 
     # -- plumbing -------------------------------------------------------------------------------
     def run(self, *args: str, env: dict[str, str] | None = None, strip: bool = True) -> str:
@@ -80,8 +82,19 @@ class Git:
             return None
 
     def _store(self, kind: bytes, data: bytes) -> str:
-        stream = self._repo.odb.store(IStream(kind, len(data), BytesIO(data)))
+        # gitdb's loose-object writer runs in-process; GitPython's own odb spawns `git hash-object`.
+        if self._loose is None:
+            self._loose = LooseObjectDB(str(self.common_dir / "objects"))
+        stream = self._loose.store(IStream(kind, len(data), BytesIO(data)))
         return stream.hexsha.decode() if isinstance(stream.hexsha, bytes) else str(stream.hexsha)
+
+    def ref_value(self, ref: str) -> str | None:
+        """What a full ref name points at; reads a loose ref file directly, asks git otherwise."""
+        try:
+            text = (self.common_dir / ref).read_text(encoding="ascii").strip()
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            return self.rev(ref)
+        return text if len(text) == 40 else self.rev(ref)  # a symbolic ref: let git resolve it
 
     def store_blob(self, data: bytes) -> str:
         """Write a blob into the object database in-process (no git subprocess) and return its SHA."""

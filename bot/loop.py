@@ -285,6 +285,7 @@ class Session:
         number = record.next_experiment
         head = self._head()
         self._mark_inflight(number, "baseline")
+        self._restore_protected(tree, record.meta.base_sha)  # a baseline too is judged by the base's code
         self._phase(number, "evaluating baseline")
         measurement, measured = self.measurer.baseline(tree.root)
         ok = measurement.metric is not None
@@ -397,7 +398,8 @@ class Session:
 
     # -- pieces ---------------------------------------------------------------------------------------
     def _measure(self, number: int) -> Measurement:
-        _, tree = self._ready()
+        record, tree = self._ready()
+        self._restore_protected(tree, record.meta.base_sha)
         return self.measurer.measure(tree.root, list(self.loop.evaluate.seeds))  # services up, seeds in parallel
 
     def _restore_protected(self, tree: Git, base_sha: str) -> None:

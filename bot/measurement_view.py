@@ -94,11 +94,32 @@ def section(record: Record) -> list[str]:
     return out
 
 
+class _Seen:
+    """The latest decision and noise estimate, and short-circuit totals, folded over the attempts."""
+
+    def __init__(self) -> None:
+        self.last: Attempt | None = None
+        self.noisy: Attempt | None = None
+        self.cut = 0
+        self.cut_runs = 0
+        self.saved_s = 0.0
+
+    def add(self, attempt: Attempt) -> None:
+        """Take one more attempt into account."""
+        if isinstance(attempt.extra.get("keep"), dict):
+            self.last = attempt
+        if isinstance(attempt.extra.get("noise"), dict):
+            self.noisy = attempt
+        if attempt.extra.get("skipped_seeds"):
+            self.cut += 1
+            self.cut_runs += len(attempt.extra["skipped_seeds"])
+            self.saved_s += _number(attempt.extra.get("saved_eval_s")) or 0.0
+
+
 def _facts(record: Record) -> list[tuple[str, str]]:
     facts: list[tuple[str, str]] = []
-    decided = [a for a in record.attempts if isinstance(a.extra.get("keep"), dict)]
-    last = decided[-1] if decided else None
-    noisy = next((a for a in reversed(record.attempts) if isinstance(a.extra.get("noise"), dict)), None)
+    seen = record.fold("measurement_view", _Seen, _Seen.add)
+    last, noisy = seen.last, seen.noisy
     if last is not None:
         keep = last.extra["keep"]
         facts.append(("keep rule", _rule_text(keep)))
@@ -113,12 +134,10 @@ def _facts(record: Record) -> list[tuple[str, str]]:
         gained = _number(keep.get("improvement"))
         facts.append(("last decision", f"experiment {last.experiment}: {last.status}"
                       + (f", gain {gained:.4g}" if gained is not None else "") + confidence))
-    cut = [a for a in record.attempts if a.extra.get("skipped_seeds")]
+    cut = seen.cut
     if cut:
-        runs = sum(len(a.extra["skipped_seeds"]) for a in cut)
-        saved = sum(_number(a.extra.get("saved_eval_s")) or 0.0 for a in cut)
-        facts.append(("short-circuit", f"{runs} seed runs skipped in {len(cut)} clearly worse attempts "
-                                       f"(~{saved:.0f} s of evaluation saved)"))
+        facts.append(("short-circuit", f"{seen.cut_runs} seed runs skipped in {cut} clearly worse attempts "
+                                       f"(~{seen.saved_s:.0f} s of evaluation saved)"))
     plain = (last is None or last.extra["keep"].get("rule") == "mean") and len(facts) <= 2 and not cut \
         and not any(k == "noise σ" for k, _ in facts)
     return [] if plain else facts

@@ -29,13 +29,22 @@ class Verdict:
     extra: dict[str, Any] = field(default_factory=dict)  # goes into Attempt.extra
 
 
-def noise_of(record: Record) -> float | None:
-    """The latest run-to-run noise estimate in the record (measured with the baseline)."""
-    for attempt in reversed(record.attempts):
+class _Noise:
+    """The latest noise estimate, folded over the attempts (see Record.fold)."""
+
+    def __init__(self) -> None:
+        self.sigma: float | None = None
+
+    def add(self, attempt: Attempt) -> None:
+        """Take one more attempt into account."""
         value = attempt.extra.get("noise", {}).get("sigma")
         if isinstance(value, int | float):
-            return float(value)
-    return None
+            self.sigma = float(value)
+
+
+def noise_of(record: Record) -> float | None:
+    """The latest run-to-run noise estimate in the record (measured with the baseline)."""
+    return record.fold("measurer.noise", _Noise, _Noise.add).sigma
 
 
 def values_of(attempt: Attempt) -> list[float]:

@@ -85,15 +85,27 @@ def best_so_far(record: Record) -> list[tuple[int, float]]:
     return points
 
 
+class _Path:
+    """Each attempt's metric and the best after it, folded incrementally (see Record.fold)."""
+
+    def __init__(self) -> None:
+        self.metrics: list[float | None] = []
+        self.best_after: list[float | None] = []
+        self.best: float | None = None
+
+    def add(self, attempt: Attempt) -> None:
+        """Extend the path by one attempt."""
+        if attempt.status in ("baseline", "keep") and attempt.metric is not None:
+            self.best = attempt.metric
+        self.metrics.append(attempt.metric)
+        self.best_after.append(self.best)
+
+
 def series(record: Record, points: int) -> Series:
     """Reduce the history to at most `points` points, binning consecutive attempts when longer."""
     attempts = record.attempts
-    best_after: list[float | None] = []
-    best: float | None = None
-    for a in attempts:
-        if a.status in ("baseline", "keep") and a.metric is not None:
-            best = a.metric
-        best_after.append(best)
+    path = record.fold("prbody.path", _Path, _Path.add)
+    best_after = path.best_after
     if not attempts:
         return Series([], [], [], False, 0, 0)
     n = len(attempts)
@@ -104,7 +116,7 @@ def series(record: Record, points: int) -> Series:
     labels, tried, line = [], [], []
     for i in range(points):
         lo, hi = i * n // points, (i + 1) * n // points
-        measured = [a.metric for a in attempts[lo:hi] if a.metric is not None]
+        measured = [m for m in path.metrics[lo:hi] if m is not None]
         labels.append(str(attempts[hi - 1].experiment))
         tried.append(statistics.median(measured) if measured else None)
         line.append(best_after[hi - 1])
@@ -237,7 +249,7 @@ def attempt_row(a: Attempt, ctx: BodyContext) -> str:
 def metric_table(record: Record, ctx: BodyContext) -> list[str]:
     """Baseline, best, change, counts, cost and status as a two-column table."""
     baseline, best, counts = record.baseline, record.best, record.counts()
-    tried = sum(1 for a in record.attempts if a.status != "baseline")
+    tried = len(record.attempts) - record.counts().get("baseline", 0)
     out = [
         f"| {ctx.metric} ({ctx.goal}) | value |", "| --- | --- |",
         f"| baseline | {fmt(baseline.metric if baseline else None)} |",
@@ -247,8 +259,8 @@ def metric_table(record: Record, ctx: BodyContext) -> list[str]:
         f"| experiments | {tried} tried, {counts['keep']} kept, {counts['discard']} discarded, "
         f"{counts['crash']} crashed, {counts['invalid']} invalid |",
         f"| cost | ${record.total_cost:.2f}, "
-        f"{sum(a.tokens_in for a in record.attempts):,} tokens in, "
-        f"{sum(a.tokens_out for a in record.attempts):,} out |",
+        f"{record.total_tokens[0]:,} tokens in, "
+        f"{record.total_tokens[1]:,} out |",
     ]
     reason = record.stop_reason
     status = "⏸️ stopped by a command" if record.paused else (f"stopped: {reason}" if reason else "running")
@@ -280,7 +292,7 @@ def latest_table(record: Record, ctx: BodyContext, latest: int) -> list[str]:
 
 def kept_table(record: Record, ctx: BodyContext, kept_rows: int) -> list[str]:
     """The keeps that make up the research branch, newest first."""
-    kept = [a for a in record.attempts if a.status == "keep"]
+    kept = [a for a in record.kept if a.status == "keep"]
     if not kept:
         return []
     shown = kept[-kept_rows:]

@@ -7,6 +7,7 @@ take more tokens per character; dividing by 3 keeps the estimate on the safe sid
 
 from __future__ import annotations
 
+import itertools
 import math
 
 from . import diagnose
@@ -22,6 +23,7 @@ DESCRIPTION_CHARS = 160  # a description in the history is cut to this
 REASON_CHARS = 100  # a crash's or invalid attempt's reason is cut to this
 KEPT_LISTED = 10  # earlier improvements listed by name (the branch has them all)
 FAILED = ("discard", "crash", "invalid")
+FAILED_SCAN = 500  # newest failures grouped into "tried and not kept"
 
 
 def estimate_tokens(text: str) -> int:
@@ -109,32 +111,43 @@ def _summary(older: list[Attempt], room: int) -> list[str]:
     if not older:
         return []
     lines = ["", f"Earlier attempts ({older[0].experiment}-{older[-1].experiment}), summarised:"]
-    if _size(lines) > room:
+    used = _size(lines)  # kept up to date as lines are added: each line costs its length plus a newline
+    if used > room:
         return []
-    kept = [[a] for a in reversed(older) if a.status == "keep"][:KEPT_LISTED]
+    kept = [[a] for a in itertools.islice((a for a in reversed(older) if a.status == "keep"), KEPT_LISTED)]
     sections = (("Kept (newest first):", kept, _kept_line),
                 ("Tried and not kept (newest first; xN: tried N times):", _failed(older), _failed_line))
     for title, groups, show in sections:
-        if not groups or _size(lines, [title, show(groups[0])]) > room:
+        if not groups or used + len(title) + len(show(groups[0])) + 2 > room:
             continue
         lines.append(title)
+        used += len(title) + 1
         for index, group in enumerate(groups):  # lines are made only while they fit: 10,000 attempts stay cheap
             item = show(group)
-            if _size(lines, [item]) > room:
+            if used + len(item) + 1 > room:
                 omitted = f"- ... and {len(groups) - index} more"
-                if _size(lines, [omitted]) <= room:
+                if used + len(omitted) + 1 <= room:
                     lines.append(omitted)
                 break
             lines.append(item)
+            used += len(item) + 1
     return lines
 
 
 def _failed(older: list[Attempt]) -> list[list[Attempt]]:
-    """Failed attempts grouped by description, newest group first, newest attempt first in each."""
+    """Failed attempts grouped by description, newest group first, newest attempt first in each.
+
+    Only the newest FAILED_SCAN failures are grouped: far more than a budget can show, and it keeps
+    the prompt's cost flat however long the loop runs (older ones still count in the totals).
+    """
     seen: dict[str, list[Attempt]] = {}
+    scanned = 0
     for attempt in reversed(older):
         if attempt.status in FAILED:
             seen.setdefault(_key(attempt.description), []).append(attempt)
+            scanned += 1
+            if scanned == FAILED_SCAN:
+                break
     return list(seen.values())
 
 

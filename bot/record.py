@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 Status = Literal["baseline", "keep", "discard", "crash", "invalid", "interrupted"]
 STATUSES: tuple[str, ...] = ("baseline", "keep", "discard", "crash", "invalid", "interrupted")
 KEPT: tuple[str, ...] = ("baseline", "keep")  # statuses that move the research branch
+S = TypeVar("S")
 
 
 @dataclass(frozen=True)
@@ -87,6 +90,29 @@ class Meta:
     version: int = 1
 
 
+class _Tally:
+    """Counts, money and kept states, folded over the attempts one at a time."""
+
+    def __init__(self) -> None:
+        self.counts = dict.fromkeys(STATUSES, 0)
+        self.cost = 0.0
+        self.tokens_in = 0
+        self.tokens_out = 0
+        self.baseline: Attempt | None = None
+        self.kept: list[Attempt] = []
+
+    def add(self, attempt: Attempt) -> None:
+        """Take one more attempt into account."""
+        self.counts[attempt.status] = self.counts.get(attempt.status, 0) + 1
+        self.cost += attempt.cost_usd
+        self.tokens_in += attempt.tokens_in
+        self.tokens_out += attempt.tokens_out
+        if attempt.status == "baseline" and self.baseline is None:
+            self.baseline = attempt
+        if attempt.status in KEPT:
+            self.kept.append(attempt)
+
+
 @dataclass
 class Record:
     """Everything known about a loop, in order."""
@@ -94,21 +120,39 @@ class Record:
     meta: Meta
     attempts: list[Attempt] = field(default_factory=list)
     notes: list[Note] = field(default_factory=list)
+    _folds: dict[str, tuple[int, int, Any]] = field(default_factory=dict, repr=False, compare=False)
+
+    def fold(self, name: str, start: Callable[[], S], step: Callable[[S, Attempt], None]) -> S:
+        """A running aggregate over the attempts, updated only with the ones added since last time.
+
+        Attempts are only ever appended, so the bot's per-experiment work (prompt, PR body, stop
+        checks) costs the same at attempt 10 and 10,000. name identifies the aggregate.
+        """
+        key, done, state = self._folds.get(name, (0, 0, None))
+        if state is None or key != id(self.attempts) or done > len(self.attempts):
+            done, state = 0, start()
+        for attempt in itertools.islice(self.attempts, done, None):
+            step(state, attempt)
+        self._folds[name] = (id(self.attempts), len(self.attempts), state)
+        return state  # type: ignore[no-any-return]
+
+    def _tally(self) -> _Tally:
+        return self.fold("tally", _Tally, _Tally.add)
 
     @property
     def baseline(self) -> Attempt | None:
         """The first measurement of the base."""
-        return next((a for a in self.attempts if a.status == "baseline"), None)
+        return self._tally().baseline
 
     @property
     def kept(self) -> list[Attempt]:
         """Baseline and every keep, in order: the states on the research branch."""
-        return [a for a in self.attempts if a.status in KEPT]
+        return list(self._tally().kept)
 
     @property
     def best(self) -> Attempt | None:
         """The state the loop currently builds on: the last kept attempt."""
-        kept = self.kept
+        kept = self._tally().kept
         return kept[-1] if kept else None
 
     @property
@@ -119,7 +163,13 @@ class Record:
     @property
     def total_cost(self) -> float:
         """Money spent on agents over the whole loop."""
-        return sum(a.cost_usd for a in self.attempts)
+        return self._tally().cost
+
+    @property
+    def total_tokens(self) -> tuple[int, int]:
+        """Tokens in and out over the whole loop."""
+        tally = self._tally()
+        return tally.tokens_in, tally.tokens_out
 
     @property
     def paused(self) -> bool:
@@ -146,10 +196,7 @@ class Record:
 
     def counts(self) -> dict[str, int]:
         """Attempts by status."""
-        out = dict.fromkeys(STATUSES, 0)
-        for attempt in self.attempts:
-            out[attempt.status] = out.get(attempt.status, 0) + 1
-        return out
+        return dict(self._tally().counts)
 
     def attempt(self, experiment: int) -> Attempt | None:
         """The attempt with that number."""

@@ -46,7 +46,7 @@ class RecordStore:
 
     def head(self) -> str | None:
         """The record's current commit."""
-        return self.git.rev(self.ref)
+        return self.git.ref_value(self.ref)
 
     # -- reading ------------------------------------------------------------------------------------
     def load(self) -> Record | None:

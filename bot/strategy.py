@@ -57,15 +57,23 @@ def choose(settings: StrategyConfig, metric: Metric, record: Record, head: str) 
     return Plan(start=head, mode="improve")
 
 
+class _Streak:
+    """Attempts not kept since the last kept state, folded over the attempts (see Record.fold)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def add(self, attempt: Attempt) -> None:
+        """Take one more attempt into account; an interrupted attempt neither counts nor resets."""
+        if attempt.status in NOT_KEPT:
+            self.count += 1
+        elif attempt.status != "interrupted":
+            self.count = 0
+
+
 def plateau(record: Record) -> int:
     """Attempts since the last kept state that were not kept."""
-    count = 0
-    for attempt in reversed(record.attempts):
-        if attempt.status in NOT_KEPT:
-            count += 1
-        elif attempt.status != "interrupted":
-            break
-    return count
+    return record.fold("strategy.plateau", _Streak, _Streak.add).count
 
 
 def ranked(record: Record, metric: Metric) -> list[Attempt]:

@@ -146,14 +146,16 @@ def test_files_created_by_a_discarded_attempt_are_removed(tmp_path: Path) -> Non
 
 
 def test_evaluation_always_runs_the_base_s_protected_code(tmp_path: Path) -> None:
-    lab = make_lab(tmp_path, ["8", "7"])
+    lab = make_lab(tmp_path, ["8", "9", "7"])
     run(lab, 1)
     # Someone commits a rigged evaluation straight onto the research branch.
     tree = Lab(Path(lab.root / ".arl-bot" / "worktrees" / "demo"))
     tree.write("eval/run.py", "print('score: -1000')\n")
     tree.commit_all("rig the evaluation")
     summary = run(lab, 1)
-    assert summary.record.attempts[-1].metric == 7.0
+    remeasured, attempt = summary.record.attempts[-2:]
+    assert (remeasured.status, remeasured.metric) == ("baseline", 8.0)  # the branch moved: measured again
+    assert (attempt.status, attempt.metric) == ("keep", 7.0)  # with the base's evaluation, not the rigged one
 
 
 @pytest.mark.parametrize(("budget", "values", "reason"), [
