@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import glob
+import os
 import shutil
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -50,6 +52,8 @@ class BubblewrapSandbox(Sandbox):
 def bwrap_args(policy: Policy, cwd: Path) -> list[str]:
     """The bwrap options that build policy's view of the machine."""
     args = ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--tmpfs", "/dev/shm"]
+    for path in _toolchain_under_tmp(policy):
+        args += ["--ro-bind", str(path), str(path)]
     for pattern in DEVICE_GLOBS:
         for device in sorted(glob.glob(pattern)):
             args += ["--dev-bind", device, device]
@@ -73,6 +77,27 @@ def bwrap_args(policy: Policy, cwd: Path) -> list[str]:
     if not policy.network:
         args.append("--unshare-net")
     return args
+
+
+def _toolchain_under_tmp(policy: Policy) -> list[Path]:
+    """Interpreters and PATH folders that live under /tmp, which the private /tmp would hide.
+
+    A CI job that clones into /tmp and makes its virtual environment there still needs that Python,
+    and arl-bot itself, inside the sandbox (read-only, like the rest of the host).
+    """
+    import arl_bot.backends  # the fixed APIs train scripts import (an editable install points into the clone)
+
+    candidates = [sys.prefix, sys.base_prefix, policy.env.get("VIRTUAL_ENV", ""),
+                  str(Path(arl_bot.__file__).parent), str(Path(arl_bot.backends.__file__).parent),
+                  *policy.env.get("PATH", "").split(os.pathsep)]
+    found: list[Path] = []
+    for text in candidates:
+        if not text:
+            continue
+        path = Path(text).resolve()
+        if path.is_relative_to("/tmp") and path != Path("/tmp") and path.exists() and path not in found:
+            found.append(path)
+    return found
 
 
 def _outer_env(policy: Policy) -> dict[str, str]:
