@@ -62,8 +62,10 @@ def _context(env: dict[str, str], cwd: Path, token: str) -> Context:
                                     "ARL_DRY_RUN=true to run without GitHub)")
         timeout = float(env.get("ARL_GITHUB_TIMEOUT") or 30)
         pace = float(env.get("ARL_GITHUB_PACE") or 1)  # 0: no pause between requests (stand-ins, tests)
+        backoff = float(env.get("ARL_GITHUB_BACKOFF") or 1)  # first wait between retries, doubled each time
         github = GitHub(event.repository, token, event.api_url,
-                        Retry(timeout=timeout, between_requests=0.25 * pace, between_writes=1.0 * pace))
+                        Retry(timeout=timeout, backoff=backoff, between_requests=0.25 * pace,
+                              between_writes=1.0 * pace))
     secrets = tuple(s for s in (token, env.get("ANTHROPIC_API_KEY", "")) if s)
     return Context(env=env, event=event, repo=repo, config=cfg, github=github, dry_run=dry_run, secrets=secrets)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING
 
 from ..config import Loop
@@ -45,12 +46,17 @@ def seed_branch(repo: Git, loop: Loop, remote: str = "origin") -> bool:
     return True
 
 
+FLUSH_S = 180.0  # how long the end of a run waits for the last body update to get through
+
+
 class PullRequestView:
     """A Session listener that keeps the loop's pull request level with the record.
 
     Requests: one to find the pull request (or open it) at the start, then at most one body update per
-    experiment and one at the end; none of them grows with the history. A failed update only warns:
-    the record is the truth and the next update (or the next run) rebuilds the whole body.
+    experiment and one at the end; none of them grows with the history. Updates are posted by a
+    background thread, newest body only, so a slow or failing GitHub never holds up the experiments
+    (retries with backoff can take a minute). A failed update only warns: the record is the truth and
+    the next update (or the next run) rebuilds the whole body.
     """
 
     def __init__(self, github: GitHub, loop: Loop, *, server_url: str, run_url: str = "",
@@ -65,6 +71,11 @@ class PullRequestView:
                                sandbox_warning=sandbox_warning)
         self.errors: list[GitHubError] = []
         self._posted: str | None = None
+        self._turn = threading.Condition()
+        self._next: str | None = None  # the newest body not yet posted
+        self._busy = False
+        self._poster: threading.Thread | None = None
+        self._session: Session | None = None
 
     def find(self) -> Pull | None:
         """The open pull request from the loop's branch, if there is one."""
@@ -84,7 +95,7 @@ class PullRequestView:
                     return  # the branch is not on GitHub yet; the first recorded attempt pushes it
                 self._open(session, body)
             else:
-                self._update(body)
+                self._post_later(session, body)
         except GitHubError as exc:
             self._failed(session, exc)
 
@@ -96,19 +107,50 @@ class PullRequestView:
         self._refresh(session)
 
     def on_end(self, session: Session, reason: str) -> None:
-        """Show why the run stopped."""
+        """Show why the run stopped, and wait (a while) until GitHub has it."""
         self._refresh(session)
+        self.flush(FLUSH_S)
+
+    def flush(self, timeout: float) -> bool:
+        """Wait until every body handed to the poster has been posted or has failed."""
+        with self._turn:
+            return self._turn.wait_for(lambda: self._next is None and not self._busy, timeout)
 
     def _refresh(self, session: Session) -> None:
         assert session.record is not None
-        body = render(session.record, self.ctx)
+        body = render(session.record, self.ctx)  # here, on the loop's thread: the record is not thread-safe
+        if self.number is not None:
+            self._post_later(session, body)
+            return
         try:
-            if self.number is None:
-                self._open(session, body)
-            else:
-                self._update(body)
+            self._open(session, body)
         except GitHubError as exc:
             self._failed(session, exc)
+
+    def _post_later(self, session: Session, body: str) -> None:
+        with self._turn:
+            self._next, self._session = body, session
+            if self._poster is None:
+                self._poster = threading.Thread(target=self._post_forever, name="arl-pr-body", daemon=True)
+                self._poster.start()
+            self._turn.notify_all()
+
+    def _post_forever(self) -> None:
+        while True:
+            with self._turn:
+                self._turn.wait_for(lambda: self._next is not None)
+                body, self._next, self._busy = self._next, None, True
+                session = self._session
+            try:
+                assert body is not None
+                self._update(body)
+            except GitHubError as exc:
+                if session is not None:
+                    self._failed(session, exc)
+            finally:
+                with self._turn:
+                    self._busy = False
+                    self._turn.notify_all()
 
     def shows(self, record: Record) -> bool:
         """Whether the pull request's body, as last posted, shows this record."""

@@ -83,11 +83,12 @@ def _toolchain_under_tmp(policy: Policy) -> list[Path]:
     """Interpreters and PATH folders that live under /tmp, which the private /tmp would hide.
 
     A CI job that clones into /tmp and makes its virtual environment there still needs that Python,
-    and arl-bot itself, inside the sandbox (read-only, like the rest of the host).
+    arl-bot itself and the tools in its checkout (the folder the bot runs in) inside the sandbox:
+    read-only, like the rest of the host.
     """
     import arl_bot.backends  # the fixed APIs train scripts import (an editable install points into the clone)
 
-    candidates = [sys.prefix, sys.base_prefix, policy.env.get("VIRTUAL_ENV", ""),
+    candidates = [sys.prefix, sys.base_prefix, policy.env.get("VIRTUAL_ENV", ""), os.getcwd(),
                   str(Path(arl_bot.__file__).parent), str(Path(arl_bot.backends.__file__).parent),
                   *policy.env.get("PATH", "").split(os.pathsep)]
     found: list[Path] = []
