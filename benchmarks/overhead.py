@@ -89,18 +89,21 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     rows = []
+    laps: dict[int, list[float]] = {size: [] for size in args.sizes}
+    bodies: dict[int, int] = {}
+    # Sizes take turns within each repeat, so the machine's drift (it is shared) hits them all alike.
+    for _ in range(args.repeats):
+        for size in args.sizes:
+            times, bodies[size] = measure(size, args.experiments)
+            laps[size] += times
     print(f"{'record size':>12}  {'median ms':>10}  {'min–max ms':>16}  {'PR body chars':>14}")
     for size in args.sizes:
-        laps: list[float] = []
-        body = 0
-        for _ in range(args.repeats):
-            times, body = measure(size, args.experiments)
-            laps += times
-        ms = [t * 1000 for t in laps]
+        ms = [t * 1000 for t in laps[size]]
         row = {"record_size": size, "median_ms": statistics.median(ms), "min_ms": min(ms), "max_ms": max(ms),
-               "samples": len(ms), "pr_body_chars": body}
+               "samples": len(ms), "pr_body_chars": bodies[size]}
         rows.append(row)
-        print(f"{size:>12}  {row['median_ms']:>10.1f}  {row['min_ms']:>7.1f}–{row['max_ms']:<8.1f}  {body:>14}")
+        print(f"{size:>12}  {row['median_ms']:>10.1f}  {row['min_ms']:>7.1f}–{row['max_ms']:<8.1f}  "
+              f"{bodies[size]:>14}")
     ratio = rows[-1]["median_ms"] / rows[0]["median_ms"]  # type: ignore[operator]
     print(f"flatness: median at {rows[-1]['record_size']} / median at {rows[0]['record_size']} = {ratio:.2f}")
     RESULTS.mkdir(exist_ok=True)

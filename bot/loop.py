@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import shutil
@@ -207,6 +208,8 @@ class Session:
         if self.remote is not None:
             self.remote.pull()
         record = self.store.load()
+        # The record lives as long as the run: keep its thousands of objects out of every GC pass.
+        gc.freeze()
         branch_ref = f"refs/heads/{self.loop.branch}"
         if record is None:
             base_branch = self.loop.base or self.repo.current_branch()
@@ -379,13 +382,15 @@ class Session:
             return finish("invalid", problem)
         tree.clean_ignored()
         self._restore_protected(tree, record.meta.base_sha)
-        tree_sha = tree.write_tree()
         self._phase(number, "evaluating")
         verdict = self.measurer.candidate(tree.root, record)
         measurement, status, reason = verdict.measurement, verdict.status, verdict.reason
         if status != "keep":
             return finish(status, reason, measurement, measured=verdict.extra)
         with self._signals.hold():
+            # The index is what passed the checks; no phase can write it (it lives under .git, read-only
+            # in the sandbox), so its tree, taken now, is exactly what was evaluated.
+            tree_sha = tree.write_tree()
             sha = tree.commit_tree(tree_sha, parent, result.description, {
                 "Experiment": str(number), "Metric": repr(measurement.metric),
                 "Delta": repr(measurement.metric - best if measurement.metric is not None else 0.0),

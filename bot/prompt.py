@@ -7,7 +7,7 @@ take more tokens per character; dividing by 3 keeps the estimate on the safe sid
 
 from __future__ import annotations
 
-import itertools
+import functools
 import math
 
 from . import diagnose
@@ -97,7 +97,7 @@ def history(record: Record, metric: Metric, settings: PromptConfig | None = None
     while recent and _size(head, _recent_block(recent)) > budget:
         recent.pop(0)  # a budget too small for every recent line keeps the newest
     older = record.attempts[: len(record.attempts) - len(recent)]
-    summary = _summary(older, budget - _size(head, _recent_block(recent)) - 1)
+    summary = _summary(older, budget - _size(head, _recent_block(recent)) - 1, record.kept)
     return "\n".join(head + summary + _recent_block(recent))
 
 
@@ -106,7 +106,7 @@ def _recent_block(lines: list[str]) -> list[str]:
     return ["", f"Latest attempts, oldest first ({columns}):", *lines] if lines else []
 
 
-def _summary(older: list[Attempt], room: int) -> list[str]:
+def _summary(older: list[Attempt], room: int, record_kept: list[Attempt]) -> list[str]:
     """Lines about the older attempts that fit in room characters, most useful first."""
     if not older:
         return []
@@ -114,7 +114,8 @@ def _summary(older: list[Attempt], room: int) -> list[str]:
     used = _size(lines)  # kept up to date as lines are added: each line costs its length plus a newline
     if used > room:
         return []
-    kept = [[a] for a in itertools.islice((a for a in reversed(older) if a.status == "keep"), KEPT_LISTED)]
+    last = older[-1].experiment
+    kept = [[a] for a in reversed(record_kept) if a.status == "keep" and a.experiment <= last][:KEPT_LISTED]
     sections = (("Kept (newest first):", kept, _kept_line),
                 ("Tried and not kept (newest first; xN: tried N times):", _failed(older), _failed_line))
     for title, groups, show in sections:
@@ -160,9 +161,15 @@ def _failed_line(tries: list[Attempt]) -> str:
     latest = tries[0]
     times = f" x{len(tries)}" if len(tries) > 1 else ""
     statuses = "/".join(sorted({a.status for a in tries}))
-    why = f": {one_line(latest.reason, REASON_CHARS)}" if latest.status != "discard" and latest.reason else ""
+    why = _clipped(latest.reason, REASON_CHARS) if latest.status != "discard" and latest.reason else ""
     return (f"- {latest.experiment} {statuses}{times}: "
-            f"{one_line(latest.description, DESCRIPTION_CHARS) or '(no description)'}{why}")
+            f"{_clipped(latest.description, DESCRIPTION_CHARS) or '(no description)'}{': ' + why if why else ''}")
+
+
+@functools.lru_cache(maxsize=8192)
+def _clipped(text: str, limit: int) -> str:
+    # The same old descriptions are summarised in every prompt: sanitise each once, not per experiment.
+    return one_line(text, limit)
 
 
 def _full(attempt: Attempt) -> str:
