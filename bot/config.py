@@ -6,10 +6,10 @@ import json
 import math
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from . import globs, searchspace
 from .errors import ConfigError
@@ -17,6 +17,14 @@ from .errors import ConfigError
 CONFIG_FILE = ".autoresearch.yml"
 LOOP_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 ALWAYS_PROTECTED = (CONFIG_FILE,)  # the agent may never rewrite its own rules
+
+
+def _int_is_float(value: Any) -> Any:
+    return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+
+
+# Strict models refuse an int where a float is due; YAML writes `timeout: 600`, so numbers accept ints.
+Number = Annotated[float, BeforeValidator(_int_is_float)]
 
 
 class _Strict(BaseModel):
@@ -28,12 +36,7 @@ class Metric(_Strict):
 
     name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$")
     goal: Literal["minimize", "maximize"] = "minimize"
-    min_delta: float = Field(default=0.0, ge=0.0)
-
-    @field_validator("min_delta", mode="before")
-    @classmethod
-    def _int_is_float(cls, value: Any) -> Any:
-        return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+    min_delta: Number = Field(default=0.0, ge=0.0)
 
     def better(self, a: float, b: float) -> bool:
         """Whether a beats b by more than min_delta in the goal's direction."""
@@ -80,7 +83,7 @@ class Evaluate(_Strict):
     backend: str | None = None
     options: dict[str, Any] = Field(default_factory=dict)
     parse: Parse = Field(default_factory=Parse)
-    timeout: float = Field(default=600.0, gt=0)
+    timeout: Number = Field(default=600.0, gt=0)
     seeds: list[int] = Field(default_factory=lambda: [42], min_length=1)
     short_circuit: bool = False
     short_circuit_sigmas: float = Field(default=2.0, gt=0)  # "clearly worse": the first seed, by this many sigmas
@@ -90,11 +93,6 @@ class Evaluate(_Strict):
     # code; it reads what `command` left in $AUTORESEARCH_OUTPUTS and alone yields the metric.
     score: str | None = None
     validate_: list[Literal["python"]] = Field(default_factory=list, alias="validate")  # checks before any run
-
-    @field_validator("timeout", mode="before")
-    @classmethod
-    def _int_is_float(cls, value: Any) -> Any:
-        return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
     @model_validator(mode="after")
     def _command_or_backend(self) -> Evaluate:
@@ -107,20 +105,16 @@ class Keep(_Strict):
     """The keep rule (bot/noise.py): `mean`, `sigma` (beat the best by k sigma) or `welch` (a confidence)."""
 
     rule: Literal["mean", "sigma", "welch"] = "mean"
-    k: float = Field(default=2.0, gt=0)  # sigma: how many sigmas of run-to-run noise a gain must exceed
-    confidence: float = Field(default=0.95, gt=0.5, lt=1.0)  # welch: how sure the test must be
+    k: Number = Field(default=2.0, gt=0)  # sigma: how many sigmas of run-to-run noise a gain must exceed
+    confidence: Number = Field(default=0.95, gt=0.5, lt=1.0)  # welch: how sure the test must be
 
-    @field_validator("k", "confidence", mode="before")
-    @classmethod
-    def _int_is_float(cls, value: Any) -> Any:
-        return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
 class Holdout(Evaluate):
     """A second evaluation the agent never sees; it guards against overfitting the first."""
 
     must_not_worsen: bool = False  # a keep also needs the holdout no worse than the best's (by > tolerance)
-    tolerance: float = Field(default=0.0, ge=0.0)
+    tolerance: Number = Field(default=0.0, ge=0.0)
     protect: list[str] = Field(default_factory=list)  # globs of its code and data, protected like `protected`
 
     @field_validator("protect")
@@ -133,10 +127,6 @@ class Holdout(Evaluate):
                 raise ValueError(f"{pattern!r} is not a valid glob: {exc}") from exc
         return patterns
 
-    @field_validator("tolerance", mode="before")
-    @classmethod
-    def _tolerance_float(cls, value: Any) -> Any:
-        return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
 class ReadyCheck(_Strict):
@@ -153,13 +143,8 @@ class Service(_Strict):
     command: str  # `{port}` is replaced by the port
     port: int | None = Field(default=None, ge=0, le=65535)  # 0: pick a free port
     ready: ReadyCheck = Field(default_factory=ReadyCheck)  # default: `port` accepts connections
-    timeout: float = Field(default=60.0, gt=0)  # seconds to become ready
+    timeout: Number = Field(default=60.0, gt=0)  # seconds to become ready
     env: dict[str, str] = Field(default_factory=dict)  # more variables for the evaluation; `{port}` filled
-
-    @field_validator("timeout", mode="before")
-    @classmethod
-    def _int_is_float(cls, value: Any) -> Any:
-        return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
     @model_validator(mode="after")
     def _has_check(self) -> Service:
@@ -171,15 +156,11 @@ class Service(_Strict):
 class PriceConfig(_Strict):
     """An explicit model price in USD per million tokens; cache prices default to Anthropic's multipliers."""
 
-    input: float = Field(ge=0)
-    output: float = Field(ge=0)
-    cache_write: float | None = Field(default=None, ge=0)  # default: 1.25 x input
-    cache_read: float | None = Field(default=None, ge=0)  # default: 0.1 x input
+    input: Number = Field(ge=0)
+    output: Number = Field(ge=0)
+    cache_write: Number | None = Field(default=None, ge=0)  # default: 1.25 x input
+    cache_read: Number | None = Field(default=None, ge=0)  # default: 0.1 x input
 
-    @field_validator("input", "output", "cache_write", "cache_read", mode="before")
-    @classmethod
-    def _int_is_float(cls, value: Any) -> Any:
-        return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
 class AgentConfig(_Strict):
@@ -187,7 +168,7 @@ class AgentConfig(_Strict):
 
     kind: str = "command"
     command: str | None = None
-    timeout: float = Field(default=1800.0, gt=0)
+    timeout: Number = Field(default=1800.0, gt=0)
     model: str | None = None
     max_turns: int | None = Field(default=None, ge=1)
     options: dict[str, Any] = Field(default_factory=dict)
@@ -206,11 +187,6 @@ class AgentConfig(_Strict):
     seed: int | None = 0  # with the experiment number, makes proposals reproducible; null: random
     startup_trials: int = Field(default=5, ge=0)  # random trials before TPE models the results
 
-    @field_validator("timeout", mode="before")
-    @classmethod
-    def _int_is_float(cls, value: Any) -> Any:
-        return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
-
     @model_validator(mode="after")
     def _command_needs_command(self) -> AgentConfig:
         if self.kind == "command" and not self.command:
@@ -227,16 +203,12 @@ class Budget(_Strict):
     """When a run stops. Counts are per run; `target` is checked against the loop's best."""
 
     experiments: int | None = Field(default=20, ge=1)
-    hours: float | None = Field(default=None, gt=0)
-    cost_usd: float | None = Field(default=None, ge=0)
+    hours: Number | None = Field(default=None, gt=0)
+    cost_usd: Number | None = Field(default=None, ge=0)
     plateau: int | None = Field(default=None, ge=1)
-    target: float | None = None
+    target: Number | None = None
     crashes: int | None = Field(default=5, ge=1)
 
-    @field_validator("hours", "cost_usd", "target", mode="before")
-    @classmethod
-    def _int_is_float(cls, value: Any) -> Any:
-        return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
 class PhaseSandbox(_Strict):
