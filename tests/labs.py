@@ -78,6 +78,13 @@ class Lab:
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(text)
 
+    def use_agent(self, script: str, code: str) -> None:
+        """Commit an agent script and make it the loop's (protected) command agent."""
+        self.write(script, code)
+        self.write(".autoresearch.yml", value_config(agent=f'{{kind: command, command: "{PY} {script}"}}')
+                   .replace('"agent.py"', f'"agent.py", "{script}"'))
+        self.commit_all(f"agent {script}")
+
     def commit_all(self, message: str = "change") -> None:
         """Commit everything in the checkout."""
         self.git("add", "--all")

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from arl_bot.store import RecordStore
 
-from tests.labs import PY, Lab, git, make_lab, running, value_config
+from tests.labs import Lab, git, make_lab, running, value_config
 
 ARL = [sys.executable, "-m", "arl_bot.cli"]
 
@@ -47,10 +47,8 @@ def slow_agent_lab(tmp_path: Path, *, remote: bool = False) -> tuple[Lab, Path]:
         "Path('model/value.txt').write_text(str(10 - n))\n"
         f"if n == 2:\n    Path({str(marker)!r}).write_text(str(os.getpid()))\n    time.sleep(120)\n"
     )
-    lab = make_lab(tmp_path, ["0"], remote=remote, files={"slow.py": agent})
-    lab.write(".autoresearch.yml", value_config(agent=f'{{kind: command, command: "{PY} slow.py"}}')
-              .replace('"agent.py"', '"agent.py", "slow.py"'))
-    lab.commit_all("slow agent")
+    lab = make_lab(tmp_path, ["0"], remote=remote)
+    lab.use_agent("slow.py", agent)
     return lab, marker
 
 

@@ -154,10 +154,7 @@ def pushing_agent(remote: Path, clone: Path, fix_path: str, fix_text: str) -> st
 def test_a_manual_fix_pushed_mid_run_is_merged_keeping_both_then_measured(tmp_path: Path) -> None:
     lab = make_lab(tmp_path, ["0"], remote=True, files={"model/notes.txt": "draft\n"})
     assert lab.remote is not None
-    lab.write("pusher.py", pushing_agent(lab.remote, tmp_path / "human", "model/notes.txt", "fixed\n"))
-    lab.write(".autoresearch.yml", value_config(agent=f'{{kind: command, command: "{PY} pusher.py"}}')
-              .replace('"agent.py"', '"agent.py", "pusher.py"'))
-    lab.commit_all("pushing agent")
+    lab.use_agent("pusher.py", pushing_agent(lab.remote, tmp_path / "human", "model/notes.txt", "fixed\n"))
     result = run_arl(lab, "run", "--experiments", "3")
     assert result.returncode == 0, result.stderr
     assert "moved on origin" in result.stderr
@@ -197,10 +194,7 @@ def test_a_manual_fix_pushed_between_runs_is_measured_before_going_on(tmp_path: 
 def test_a_conflicting_manual_fix_stops_the_run_with_nothing_lost(tmp_path: Path) -> None:
     lab = make_lab(tmp_path, ["0"], remote=True)
     assert lab.remote is not None
-    lab.write("pusher.py", pushing_agent(lab.remote, tmp_path / "human", "model/value.txt", "9.5\n"))
-    lab.write(".autoresearch.yml", value_config(agent=f'{{kind: command, command: "{PY} pusher.py"}}')
-              .replace('"agent.py"', '"agent.py", "pusher.py"'))
-    lab.commit_all("pushing agent")
+    lab.use_agent("pusher.py", pushing_agent(lab.remote, tmp_path / "human", "model/value.txt", "9.5\n"))
     result = run_arl(lab, "run", "--experiments", "3")
     assert result.returncode == 1
     assert "conflict with this run's kept experiments; nothing is lost" in result.stderr
