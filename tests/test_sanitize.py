@@ -2,10 +2,25 @@
 
 from __future__ import annotations
 
+import html
+import re
 import unicodedata
 
 import pytest
-from arl_bot.sanitize import TRUNCATED, cap, clean, one_line
+from arl_bot.sanitize import (
+    TRUNCATED,
+    ZWSP,
+    cap,
+    clean,
+    code_block,
+    code_span,
+    display_path,
+    markdown_text,
+    one_line,
+    table_cell,
+    terminal_text,
+)
+from markdown_it import MarkdownIt
 
 
 def test_plain_text_and_markdown_pass_through() -> None:
@@ -84,3 +99,100 @@ def test_a_comment_cannot_push_hidden_text_past_the_cap() -> None:
 def test_one_line_folds_whitespace_and_caps() -> None:
     assert one_line("a\n\n b\t\tc \x1b[1m d", limit=200) == "a b c d"
     assert len(one_line("x" * 500, limit=50)) == 50
+
+
+# -- text on GitHub and in a terminal -----------------------------------------------------------------------
+# GitHub's renderer is GFM (commonmark + tables + strikethrough + autolinks) followed by filters that link
+# mentions and references in the text that is left; markdown-it with tables shows what the first step does.
+GFM = MarkdownIt("commonmark", {"html": True}).enable(["table", "strikethrough"])
+HOSTILE = [
+    "@octo-org/everyone ![x](http://evil/x.png) # heading [link](http://evil) </details> \x1b]0;pwned\x07 \x1b[2J",
+    "# heading", "## also", "> quote", "- item", "+ item", "* item", "1. item", "3) item", "===", "---", "***",
+    "<img src=x onerror=alert(1)>", "<!-- hidden -->", "&lt;b&gt; &#64;user &copy;", "**bold** __bold__ _em_ *em*",
+    "~~strike~~", "`code` ``x``", "[link](http://evil) [ref][1]\n\n[1]: http://evil", "<http://evil>",
+    "www.evil.example and https://evil.example/path", "mail me@evil.example", "$x^2$ and $$y$$",
+    "a | b | c", "trailing backslash \\", "    indented code", "line one\nline two\n\nparagraph",
+    "see #123 and org/repo#45 and @alice, cc @org/team", "snake_case_name and __init__",
+]
+
+
+def _visible_text(rendered: str) -> str:
+    return html.unescape(re.sub(r"<[^>]+>", "", rendered)).replace(ZWSP, "")
+
+
+def _linkable(text: str) -> list[str]:
+    """What GitHub would still turn into a mention, a reference or a link in the rendered text."""
+    return re.findall(r"(?<![\w`])@[A-Za-z0-9]|(?<![\w&])#[0-9A-Za-z]|://|\bwww\.", text)
+
+
+@pytest.mark.parametrize("text", HOSTILE)
+def test_markdown_text_renders_as_the_same_text_and_nothing_else(text: str) -> None:
+    out = markdown_text(text)
+    rendered = GFM.render(out)
+    tags = set(re.findall(r"</?([a-z0-9]+)", rendered))
+    assert tags <= {"p", "br"}, (out, rendered)
+    expected = " ".join(terminal_text(text).split())
+    assert " ".join(_visible_text(rendered).split()) == expected
+    assert not _linkable(rendered.replace("&amp;", "&"))
+
+
+@pytest.mark.parametrize("text", HOSTILE)
+def test_table_cell_stays_in_its_cell(text: str) -> None:
+    table = f"| a | b | c |\n| --- | --- | --- |\n| 1 | {table_cell(text, 500)} | 3 |\n"
+    rendered = GFM.render(table)
+    cells = re.findall(r"<td>(.*?)</td>", rendered, re.DOTALL)
+    assert len(cells) == 3 and cells[0] == "1" and cells[2] == "3", rendered
+    assert set(re.findall(r"</?([a-z0-9]+)", cells[1])) == set(), rendered
+    assert _visible_text(cells[1]) == " ".join(terminal_text(text).split())
+
+
+def test_table_cell_cuts_before_escaping() -> None:
+    cut = table_cell("x" * 79 + "|||||", 80)
+    assert cut == "x" * 79 + "…"
+    assert table_cell("a" * 78 + "\\||", 80).endswith("\\\\…")  # never a lone backslash left before the next pipe
+
+
+@pytest.mark.parametrize("text", ["plain", "a`b", "``double``", "`edge`", "a ``` b ```` c", "|pipe|", "line\nbreak",
+                                  "", "x`"])
+def test_code_span_holds_any_backticks(text: str) -> None:
+    span = code_span(text)
+    rendered = GFM.render(f"before {span} after")
+    codes = re.findall(r"<code>(.*?)</code>", rendered, re.DOTALL)
+    folded = " ".join(text.split())
+    if folded:
+        assert len(codes) == 1 and html.unescape(codes[0]).strip() == folded, rendered
+    in_table = GFM.render(f"| a | b |\n| --- | --- |\n| {code_span(text, in_table=True)} | z |\n")
+    assert re.findall(r"<td>(.*?)</td>", in_table)[1] == "z"
+
+
+@pytest.mark.parametrize("text", ["plain error", "```\n# not a heading\n```", "````` five", "@alice </details>",
+                                  "`", "ends with fence\n```"])
+def test_code_block_holds_any_fence(text: str) -> None:
+    block = code_block(text)
+    rendered = GFM.render(f"{block}\n\n# after")
+    assert rendered.count("<pre>") == 1 and rendered.endswith("<h1>after</h1>\n"), rendered
+    code = re.findall(r"<code[^>]*>(.*?)</code>", rendered, re.DOTALL)[0]
+    assert html.unescape(code) == text + "\n"
+
+
+@pytest.mark.parametrize("text", [
+    "\x1b]0;pwned\x07title", "\x1b[2Jclear", "\x1b]8;;http://evil\x1b\\link", "\x9b2Jc1", "\x1bPdcs\x1b\\x",
+    "back\x08space", "carriage\roverwrite", "bell\x07", "del\x7f", "nul\x00", "\u202eevil\u202c", "\x85nel",
+])
+def test_terminal_text_leaves_nothing_a_terminal_acts_on(text: str) -> None:
+    out = terminal_text(text)
+    assert not [c for c in out if unicodedata.category(c) == "Cc" and c not in "\n\t"], repr(out)
+    assert "\u202e" not in out and "\x1b" not in out
+
+
+def test_terminal_text_keeps_newlines_tabs_and_unicode() -> None:
+    assert terminal_text("a\tb\nc é 日本 🚀\r\n") == "a\tb\nc é 日本 🚀\n"
+
+
+@pytest.mark.parametrize(("path", "shown"), [
+    ("model/x.py", "model/x.py"), ("eval/injected\nplugin.py", '"eval/injected\\nplugin.py"'),
+    ("a\tb", '"a\\tb"'), ("back\\slash", '"back\\\\slash"'), ('q"uote', '"q\\"uote"'), ("-rf", "-rf"),
+    ("café/日本.py", "café/日本.py"), ("x\u202ey", '"x\\u202ey"'), ("x\x1b[2J", '"x\\x1b[2J"'), (" lead", '" lead"'),
+])
+def test_display_path_is_one_safe_line(path: str, shown: str) -> None:
+    assert display_path(path) == shown
