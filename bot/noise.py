@@ -30,11 +30,33 @@ class Decision:
 def sigma(values: Sequence[float]) -> float | None:
     """Run-to-run noise of one evaluation: the sample standard deviation of repeated runs (None below 2)."""
     finite = [v for v in values if math.isfinite(v)]
-    return statistics.stdev(finite) if len(finite) >= 2 else None
+    return math.sqrt(variance(finite)) if len(finite) >= 2 else None
+
+
+# Metrics are any finite floats, ±1.7e308 included: their sums, differences and squares can pass
+# float's range, where the statistics module raises OverflowError. These helpers answer inf instead,
+# which every comparison below handles, and which the record writes as "inf" (bot/record.py dumps).
+_SCALE = 2.0 ** -600  # exact (a power of two): values near float's limits scaled into a safe range
+
+
+def mean(values: Sequence[float]) -> float:
+    """The mean of finite values, even when their sum overflows (statistics.fmean raises)."""
+    try:
+        return statistics.fmean(values)
+    except OverflowError:
+        return math.fsum(v / len(values) for v in values)
+
+
+def variance(values: Sequence[float]) -> float:
+    """The sample variance of two or more finite values; inf when it is beyond float's range."""
+    try:
+        return statistics.variance(values)
+    except OverflowError:
+        return statistics.variance([v * _SCALE for v in values]) / _SCALE / _SCALE  # inf past the range
 
 
 def gain(goal: str, candidate: float, best: float) -> float:
-    """How much candidate beats best in the goal's direction (negative: worse)."""
+    """How much candidate beats best in the goal's direction (negative: worse; ±inf past float's range)."""
     return best - candidate if goal == "minimize" else candidate - best
 
 
@@ -93,10 +115,12 @@ def confidence_better(goal: str, candidate: Sequence[float], best: Sequence[floa
     if var_a is None or var_b is None:
         return None
     n_a, n_b = len(candidate), len(best)
-    diff = gain(goal, statistics.fmean(candidate), statistics.fmean(best)) - min_delta
+    diff = gain(goal, mean(candidate), mean(best)) - min_delta
     se2 = var_a / n_a + var_b / n_b
     if se2 <= 0.0:  # a deterministic evaluation: the difference is exact
         return 1.0 if diff > 0 else 0.0
+    if math.isinf(se2):  # noise beyond float's range: no difference can be told from it
+        return 0.5
     t = diff / math.sqrt(se2)
     # Welch-Satterthwaite degrees of freedom; a borrowed variance counts as well known (many runs).
     parts = [(var_a / n_a, n_a - 1 if n_a > 1 else 1_000), (var_b / n_b, n_b - 1 if n_b > 1 else 1_000)]
@@ -107,7 +131,7 @@ def confidence_better(goal: str, candidate: Sequence[float], best: Sequence[floa
 
 def _variance(values: Sequence[float], noise: float | None) -> float | None:
     if len(values) >= 2:
-        return statistics.variance(values)
+        return variance(values)
     return noise * noise if noise is not None else None
 
 
@@ -119,7 +143,7 @@ def judge(rule: str, goal: str, metric: str, candidate: Sequence[float], best: S
     sigma: the mean beats the best's by more than max(min_delta, k * sigma), sigma the run-to-run noise.
     welch: a one-sided Welch test across seeds is at least `level` sure the candidate is better.
     """
-    mean_c, mean_b = statistics.fmean(candidate), statistics.fmean(best)
+    mean_c, mean_b = mean(candidate), mean(best)
     improvement = gain(goal, mean_c, mean_b)
     confidence = confidence_better(goal, candidate, best, noise, min_delta)
     head = f"{metric} {mean_c:.6g} vs best {mean_b:.6g}"
@@ -151,4 +175,4 @@ def clearly_worse(goal: str, first: float, best: Sequence[float], noise: float |
     """
     if not best or noise is None:
         return False
-    return -gain(goal, first, statistics.fmean(best)) > sigmas * noise
+    return -gain(goal, first, mean(best)) > sigmas * noise

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import statistics
+import sys
 from dataclasses import dataclass
 
 from . import measurement_view
@@ -43,6 +44,7 @@ class BodyContext:
     commit_url: str = ""  # e.g. https://github.com/o/r/commit/{sha}; empty: plain SHAs
     run_url: str = ""
     sandbox_warning: str = ""
+    notice: str = ""  # a fact about the pull request itself (e.g. opened as a normal one: no drafts here)
 
 
 @dataclass(frozen=True)
@@ -149,9 +151,10 @@ def sparkline(values: list[float], width: int = SPARK_WIDTH) -> str:
 def _block(value: float | None, low: float, high: float) -> str:
     if value is None:
         return NO_METRIC
-    span = high - low or 1.0
+    # Halves: metrics of ±1.7e308 are finite, but their difference is not.
+    span = high / 2 - low / 2 or 1.0
     value = min(max(value, low), high)
-    return SPARK[min(len(SPARK) - 1, int((value - low) / span * (len(SPARK) - 1) + 0.5))]
+    return SPARK[min(len(SPARK) - 1, int((value / 2 - low / 2) / span * (len(SPARK) - 1) + 0.5))]
 
 
 def _sample(values: list[float], n: int) -> list[float]:
@@ -172,8 +175,8 @@ def mermaid_chart(record: Record, ctx: BodyContext) -> str:
     if bounds is None:
         return ""
     low, high = bounds
-    pad = (high - low) * 0.05 or abs(high) * 0.05 or 1.0
-    bottom, top = low - pad, high + pad
+    pad = (high * 0.05 - low * 0.05) or abs(high) * 0.05 or 1.0  # scaled first: high - low may overflow
+    bottom, top = max(low - pad, -sys.float_info.max), min(high + pad, sys.float_info.max)
     if low >= 0 > bottom:  # a loss or an error rate: an axis below zero would only puzzle
         bottom = 0.0
     if s.binned or len(s.labels) > LABELLED:
@@ -319,6 +322,8 @@ def _render(record: Record, ctx: BodyContext, latest: int, kept_rows: int) -> st
     out = [MARKER.format(loop=ctx.loop), f"## 🔬 autoresearch: `{ctx.loop}`", ""]
     if ctx.sandbox_warning:
         out += [f"> [!WARNING]\n> {ctx.sandbox_warning}", ""]
+    if ctx.notice:
+        out += [f"> [!NOTE]\n> {ctx.notice}", ""]
     out += metric_table(record, ctx)
     out += measurement_view.section(record)  # keep rule, noise, holdout beside validation
     for section in (progress_section(record, ctx), latest_table(record, ctx, latest),

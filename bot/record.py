@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal, TypeVar
@@ -13,6 +14,83 @@ Status = Literal["baseline", "keep", "discard", "crash", "invalid", "interrupted
 STATUSES: tuple[str, ...] = ("baseline", "keep", "discard", "crash", "invalid", "interrupted")
 KEPT: tuple[str, ...] = ("baseline", "keep")  # statuses that move the research branch
 S = TypeVar("S")
+
+
+NOTE_KINDS: tuple[str, ...] = ("run_start", "run_end", "redirect", "pause", "resume")
+
+
+def dumps(data: Any) -> str:
+    """JSON for the record that cannot fail on anything the bot accepted.
+
+    JSON has no infinities: a float that overflowed (the gain between metrics of -1.7e308 and
+    1.7e308) is written as the string "inf"/"-inf"/"nan", which `from_dict` reads back as the float.
+    A value of a type JSON lacks (a backend's numpy scalar in `extra`) is written as its str().
+    """
+    return json.dumps(_finite(data), sort_keys=True, allow_nan=False, default=str)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)  # 'inf', '-inf', 'nan': float() reads each back
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(item) for item in value]
+    return value
+
+
+def _kind(value: Any) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "true/false", int: "an integer",
+            float: "a number", type(None): "null"}.get(type(value), type(value).__name__)
+
+
+def _wrong(name: str, expected: str, value: Any) -> ValueError:
+    shown = json.dumps(value, default=str)
+    return ValueError(f"`{name}` must be {expected}, got {_kind(value)} {shown[:60]}")
+
+
+def _integer(name: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _wrong(name, "an integer", value)
+    return value
+
+
+def _number(name: str, value: Any) -> float:
+    if isinstance(value, str) and value in ("inf", "-inf", "nan"):
+        return float(value)  # how `dumps` writes a float JSON cannot hold
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise _wrong(name, "a number", value)
+    return float(value)
+
+
+def _optional_number(name: str, value: Any) -> float | None:
+    return None if value is None else _number(name, value)
+
+
+def _text(name: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise _wrong(name, "a string", value)
+    return value
+
+
+def _optional_text(name: str, value: Any) -> str | None:
+    return None if value is None else _text(name, value)
+
+
+def _mapping(name: str, value: Any) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise _wrong(name, "an object", value)
+    return value
+
+
+def _seeds(name: str, value: Any) -> dict[str, float | None]:
+    return {key: _optional_number(f"{name}.{key}", item) for key, item in _mapping(name, value).items()}
+
+
+def _texts(name: str, value: Any) -> list[str]:
+    if not isinstance(value, list):
+        raise _wrong(name, "a list", value)
+    return [_text(f"{name}[{index}]", item) for index, item in enumerate(value)]
 
 
 @dataclass(frozen=True)
@@ -46,17 +124,43 @@ class Attempt:
         """metric minus the best before it (sign as measured, not as judged)."""
         if self.metric is None or self.best_before is None:
             return None
+        # Two finite metrics (±1.7e308) can differ by more than a float holds: that is ±inf, never an error.
         return self.metric - self.best_before
 
     def to_json(self) -> str:
-        """One line of JSON, stable key order."""
-        return json.dumps(dataclasses.asdict(self), sort_keys=True, allow_nan=False)
+        """One line of JSON, stable key order; never fails on a value the bot accepted (see dumps)."""
+        return dumps(dataclasses.asdict(self))
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Attempt:
-        """Build from parsed JSON, ignoring keys from newer versions."""
+    def from_dict(cls, data: Any) -> Attempt:
+        """Build from parsed JSON, ignoring keys from newer versions; raise ValueError on a wrong type.
+
+        A hand-edited or foreign entry with `"experiment": "3"` must be a damaged item the store names
+        and `--repair` moves aside, not a crash in every command that reads the record.
+        """
+        if not isinstance(data, dict):
+            raise ValueError(f"an attempt must be a JSON object, got {_kind(data)}")
         names = {f.name for f in dataclasses.fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+        fields = {k: v for k, v in data.items() if k in names}
+        for name in ("experiment", "status", "metric", "description", "parent"):
+            if name not in fields:
+                raise ValueError(f"`{name}` is missing")
+        for name, value in fields.items():
+            fields[name] = _ATTEMPT_CHECKS[name](name, value)
+        if fields["experiment"] < 0:
+            raise ValueError(f"`experiment` must be 0 or more, got {fields['experiment']}")
+        if fields["status"] not in STATUSES:
+            raise ValueError(f"`status` must be one of {', '.join(STATUSES)}, got {fields['status']!r}")
+        return cls(**fields)
+
+
+_ATTEMPT_CHECKS: dict[str, Callable[[str, Any], Any]] = {
+    "experiment": _integer, "status": _text, "metric": _optional_number, "description": _text,
+    "parent": _text, "sha": _optional_text, "best_before": _optional_number, "seeds": _seeds,
+    "reason": _text, "mode": _text, "files": _texts, "cost_usd": _number, "tokens_in": _integer,
+    "tokens_out": _integer, "started_at": _text, "agent_s": _number, "eval_s": _number,
+    "agent_log": _text, "eval_log": _text, "run_id": _text, "extra": _mapping,
+}
 
 
 @dataclass(frozen=True)
@@ -69,12 +173,18 @@ class Note:
 
     def to_json(self) -> str:
         """One line of JSON."""
-        return json.dumps(dataclasses.asdict(self), sort_keys=True, allow_nan=False)
+        return dumps(dataclasses.asdict(self))
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Note:
-        """Build from parsed JSON."""
-        return cls(kind=data["kind"], at=data["at"], data=data.get("data", {}))
+    def from_dict(cls, data: Any) -> Note:
+        """Build from parsed JSON; raise ValueError on a wrong type."""
+        if not isinstance(data, dict):
+            raise ValueError(f"a note must be a JSON object, got {_kind(data)}")
+        kind = _text("kind", data.get("kind"))
+        if kind not in NOTE_KINDS:
+            raise ValueError(f"`kind` must be one of {', '.join(NOTE_KINDS)}, got {kind!r}")
+        return cls(kind=kind, at=_text("at", data.get("at")),  # type: ignore[arg-type]  # checked above
+                   data=_mapping("data", data.get("data", {})))
 
 
 @dataclass(frozen=True)
@@ -88,6 +198,20 @@ class Meta:
     goal: str
     metric: str
     version: int = 1
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Meta:
+        """Build from parsed JSON; raise ValueError on a wrong type."""
+        if not isinstance(data, dict):
+            raise ValueError(f"meta.json must be a JSON object, got {_kind(data)}")
+        names = [f.name for f in dataclasses.fields(cls)]
+        missing = [name for name in names[:-1] if name not in data]
+        if missing:
+            raise ValueError(f"`{missing[0]}` is missing")
+        values: dict[str, Any] = {name: _text(name, data[name]) for name in names[:-1]}  # all but version
+        if "version" in data:
+            values["version"] = _integer("version", data["version"])
+        return cls(**values)
 
 
 class _Tally:

@@ -87,7 +87,7 @@ class RecordStore:
                 data = json.loads(blob)
                 item: Meta | Attempt | Note
                 if path == "meta.json":
-                    item = Meta(**data)
+                    item = Meta.from_dict(data)
                 elif path.startswith("attempts/"):
                     item = Attempt.from_dict(data)
                 else:
