@@ -50,8 +50,9 @@ def _compile(pattern: str) -> re.Pattern[str]:
         pos = match.end()
     parts.append(re.escape(pattern[pos:]))
     try:
-        # A pattern that names a folder also covers everything inside it, as in .gitignore.
-        return re.compile("".join(parts) + r"(?:/.*)?")
+        # A pattern that names a folder also covers everything inside it, as in .gitignore. DOTALL: git
+        # stores names with newlines, and `eval/**` must cover `eval/a\nb.py` as it covers `eval/ab.py`.
+        return re.compile("".join(parts) + r"(?:/.*)?", re.DOTALL)
     except re.error as exc:
         raise GlobSyntaxError(str(exc)) from exc
 
