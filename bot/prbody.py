@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from . import measurement_view
 from .record import Attempt, Record
+from .sanitize import code_span, table_cell
 
 MARKER = "<!-- arl-bot:pr-body loop={loop} -->"
 END_MARKER = "<!-- arl-bot:pr-body-end -->"
@@ -236,9 +237,8 @@ def _sha(sha: str | None, ctx: BodyContext) -> str:
 
 
 def cell(text: str, limit: int = 80) -> str:
-    """Agent or person text as one table cell: one line, unable to break the table or inject HTML."""
-    text = " ".join(text.split()).replace("|", "\\|").replace("<", "&lt;")
-    return text if len(text) <= limit else text[: limit - 1] + "…"
+    """Agent or person text as one table cell: shown as text, unable to break the table, ping or link anyone."""
+    return table_cell(text, limit)
 
 
 def attempt_row(a: Attempt, ctx: BodyContext) -> str:
@@ -289,7 +289,7 @@ def latest_table(record: Record, ctx: BodyContext, latest: int) -> list[str]:
            "| --- | --- | --- | --- | --- | --- | --- |", *[attempt_row(a, ctx) for a in reversed(rows)]]
     if len(record.attempts) > latest:
         out += ["", f"…and {len(record.attempts) - latest} earlier attempts: "
-                    f"`arl-bot results --loop {ctx.loop}`"]
+                    f"{code_span(f'arl-bot results --loop {ctx.loop}')}"]
     return out
 
 
@@ -319,7 +319,7 @@ def render(record: Record, ctx: BodyContext) -> str:
 
 
 def _render(record: Record, ctx: BodyContext, latest: int, kept_rows: int) -> str:
-    out = [MARKER.format(loop=ctx.loop), f"## 🔬 autoresearch: `{ctx.loop}`", ""]
+    out = [MARKER.format(loop=ctx.loop), f"## 🔬 autoresearch: {code_span(ctx.loop)}", ""]
     if ctx.sandbox_warning:
         out += [f"> [!WARNING]\n> {ctx.sandbox_warning}", ""]
     if ctx.notice:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from ..commands import PREFIX
 from ..prbody import COMMANDS, change, fmt
 from ..record import Record
+from ..sanitize import code_block, code_span, table_cell
 from .client import GitHub, GitHubError
 
 MARKER = "<!-- arl-bot:reply -->"  # every reply carries it, so the bot never takes its own words as a command
@@ -24,17 +25,27 @@ NOT_A_PULL = "commands work on research pull requests only, and this is an issue
 EDITED = "edited comments are not run; post the command as a new comment"
 FORK = ("this pull request's branch lives in a fork; the bot only runs loops on research branches of this "
         "repository")
-NOT_RESEARCH = ("this is not a research pull request (its branch is `{branch}`); commands work on pull requests "
+NOT_RESEARCH = ("this is not a research pull request (its branch is {branch}); commands work on pull requests "
                 "from `autoresearch/<loop>` branches opened by the bot")
-UNKNOWN_LOOP = "branch `{branch}` names loop `{loop}`, which is not in {config}"
+UNKNOWN_LOOP = "branch {branch} names loop {loop}, which is not in {config}"
+QUOTED = 300  # characters of a command line quoted back
 NOT_ALLOWED = ("@{login} has the `{role}` role on this repository; running commands needs one of: {allowed}. "
                "A maintainer can post the command instead")
 
 
 def quote(line: str) -> str:
     """A command line quoted back safely: in a code block, so no Markdown, mention or HTML takes effect."""
-    line = line.replace("```", "'''")
-    return f"```text\n{line[:300]}\n```"
+    return code_block(line[:QUOTED])
+
+
+def not_research(branch: str) -> str:
+    """Why a pull request from another branch takes no commands; anyone can name a branch, so it is quoted."""
+    return NOT_RESEARCH.format(branch=code_span(branch))
+
+
+def unknown_loop(branch: str, loop: str, config: object) -> str:
+    """Why a research branch whose loop is not configured takes no commands."""
+    return UNKNOWN_LOOP.format(branch=code_span(branch), loop=code_span(loop), config=code_span(str(config)))
 
 
 def refusal(line: str, reason: str, *, with_help: bool = False) -> str:
@@ -53,15 +64,15 @@ def done(line: str, what: str) -> str:
 def status(loop: str, record: Record | None, pr_url: str = "") -> str:
     """Where a loop stands, from its record."""
     if record is None:
-        return f"{MARKER}\n**{loop}** has not run yet. Start it with `{PREFIX} continue`."
+        return f"{MARKER}\n{code_span(loop)} has not run yet. Start it with `{PREFIX} continue`."
     base = record.baseline.metric if record.baseline else None
     best = record.best.metric if record.best else None
     counts = record.counts()
     tried = len(record.attempts) - counts["baseline"]
     state = "⏸️ stopped by a command (the schedule skips it)" if record.paused else (
         f"stopped: {record.stop_reason}" if record.stop_reason else "running")
-    lines = [MARKER, f"### `{loop}` status", "", "| | |", "| --- | --- |",
-             f"| state | {state} |",
+    lines = [MARKER, f"### {code_span(loop)} status", "", "| | |", "| --- | --- |",
+             f"| state | {table_cell(state, 300)} |",
              f"| baseline | {fmt(base)} |",
              f"| best | {fmt(best)} |",
              f"| change | {change(base, best, record.meta.goal)} |",
@@ -73,10 +84,14 @@ def status(loop: str, record: Record | None, pr_url: str = "") -> str:
 
 
 def failure(what: str, retry: str, run_url: str = "") -> str:
-    """A reply saying what failed and the exact command to retry."""
+    """A reply saying what failed and the exact command to retry.
+
+    The error can quote anything (an agent's file name, git's words), so it goes in a code block that
+    nothing in it can close.
+    """
     run = f" ([log]({run_url}))" if run_url else ""
-    return (f"{MARKER}\n❌ arl-bot failed{run}: {what}\n\nEvery experiment recorded before the failure is safe "
-            f"on the research branch and its record. To retry, comment:\n\n```text\n{retry}\n```")
+    return (f"{MARKER}\n❌ arl-bot failed{run}:\n\n{code_block(what)}\n\nEvery experiment recorded before the "
+            f"failure is safe on the research branch and its record. To retry, comment:\n\n{code_block(retry)}")
 
 
 class Feedback:

@@ -74,12 +74,11 @@ def _research_target(ctx: Context, fb: Feedback, line: str) -> Target | None:
         fb.reply(refusal(line, feedback.FORK))
         return None
     if not pull.head_ref.startswith(BRANCH_PREFIX):
-        fb.reply(refusal(line, feedback.NOT_RESEARCH.format(branch=pull.head_ref)))
+        fb.reply(refusal(line, feedback.not_research(pull.head_ref)))
         return None
     name = pull.head_ref.removeprefix(BRANCH_PREFIX)
     if name not in ctx.config.loops:
-        fb.reply(refusal(line, feedback.UNKNOWN_LOOP.format(branch=pull.head_ref, loop=name,
-                                                            config=ctx.config.path)))
+        fb.reply(refusal(line, feedback.unknown_loop(pull.head_ref, name, ctx.config.path)))
         return None
     return Target(name, tuple(ctx.config.loops[name].runner))
 
