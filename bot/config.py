@@ -327,10 +327,16 @@ DEFAULT_ROLES: tuple[Role, ...] = ("admin", "maintain", "write")
 
 
 class GitHubSettings(_Strict):
-    """Who may steer loops from pull-request comments."""
+    """Who may steer loops from pull-request comments; how the research pull request opens and jobs hand over."""
 
     # Roles from the collaborator-permission API, never author_association (which says nothing about rights).
     allowed_roles: list[Role] = Field(default_factory=lambda: list(DEFAULT_ROLES), min_length=1)
+    # Private repositories on GitHub Free and Pro have no draft pull requests; false opens a normal one.
+    draft: bool = True
+    # Hours one job runs before it hands the loop to a new job: GITHUB_TOKEN dies after 24 h and a GitHub-hosted
+    # job after 6 h. Default: 5.5 on GitHub-hosted runners, 23 on self-hosted ones with GITHUB_TOKEN, none with App
+    # credentials on self-hosted ones (keep it below the research job's timeout-minutes).
+    job_hours: Number | None = Field(default=None, gt=0)
 
 
 class Config(_Strict):

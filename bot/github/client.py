@@ -173,8 +173,12 @@ def _errors(what: str) -> Iterator[None]:
         if problems:
             detail += ": " + "; ".join(problems)
         hint = None
-        if exc.status == 403:
-            hint = "the token may lack a permission the workflow must grant (contents, pull-requests, issues: write)"
+        if exc.status == 403 and "not permitted to create or approve pull requests" in detail:
+            hint = ('a repository admin must turn on Settings → Actions → General → Workflow permissions → "Allow '
+                    'GitHub Actions to create and approve pull requests"')
+        elif exc.status == 403:
+            hint = ("the token may lack a permission the workflow must grant (contents: write, pull-requests: "
+                    "write; actions: write to hand a long run over to a new job)")
         raise GitHubError(what, exc.status, detail, hint=hint) from None
     except (RequestException, HTTPError) as exc:
         raise GitHubError(what, None, f"{type(exc).__name__}: {exc}",

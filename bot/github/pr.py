@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from ..config import Loop
+from ..errors import ArlError
 from ..git import Git
 from ..prbody import BodyContext, render
 from ..record import Attempt, Record
@@ -17,6 +19,22 @@ if TYPE_CHECKING:
     from ..loop import Session
 
 START_MESSAGE = "autoresearch: start loop {loop}"
+STARTING_BODY = ("## 🔬 autoresearch: `{loop}`\n\nStarting: the baseline is being measured. This body is rebuilt from "
+                 "the loop's record after every experiment.\n")
+# GitHub's words (403 on POST /pulls) when the repository or organisation setting is off, as it is by default
+# for new repositories in personal accounts.
+NOT_PERMITTED = "not permitted to create or approve pull requests"
+SETTING = ('Settings → Actions → General → Workflow permissions → "Allow GitHub Actions to create and approve '
+           'pull requests"')
+# GitHub's words (422) for a private repository on GitHub Free or Pro, which has no draft pull requests.
+NO_DRAFTS = "draft pull requests are not supported"
+NO_DRAFTS_NOTICE = ("Opened as a normal pull request, not a draft: this repository does not support draft pull "
+                    "requests (private repositories on GitHub Free and Pro). Set `github: {draft: false}` in "
+                    "the config to open it this way without trying.")
+
+
+class PullRequestRefused(ArlError):
+    """GitHub will not let this token open the research pull request; no experiment should run before it can."""
 
 
 def title(loop: Loop) -> str:
@@ -60,11 +78,13 @@ class PullRequestView:
     """
 
     def __init__(self, github: GitHub, loop: Loop, *, server_url: str, run_url: str = "",
-                 number: int | None = None, base: str | None = None, sandbox_warning: str = "") -> None:
+                 number: int | None = None, base: str | None = None, sandbox_warning: str = "",
+                 draft: bool = True) -> None:
         self.github = github
         self.loop = loop
         self.number = number
         self.base = base
+        self.draft = draft
         self.pull: Pull | None = None
         self.ctx = BodyContext(loop=loop.name, goal=loop.metric.goal, metric=loop.metric.name,
                                commit_url=f"{server_url}/{github.full_name}/commit/{{sha}}", run_url=run_url,
@@ -82,6 +102,37 @@ class PullRequestView:
         found = self.github.pulls(head_ref=self.loop.branch, state="open")
         return found[0] if found else None
 
+    def prepare(self, repo: Git, record: Record | None) -> None:
+        """Find or open the pull request before the first experiment (the branch must be on GitHub).
+
+        Opening it first means a person can steer the run from its first minute, and a token that may not
+        open pull requests fails the job now rather than after hours of experiments. A refusal raises
+        PullRequestRefused; other failures only warn, as every later update does.
+        """
+        try:
+            if self.number is None:
+                self.pull = self.find()
+                self.number = self.pull.number if self.pull else None
+            elif self.draft:  # the body may say why it is not a draft: read it once, so rebuilds keep saying so
+                self.pull = self.github.pull(self.number)
+            if self.pull is not None and NO_DRAFTS_NOTICE in self.pull.body:
+                self.ctx = replace(self.ctx, notice=NO_DRAFTS_NOTICE)  # opened so by an earlier run: keep saying why
+            if self.number is not None:
+                return
+            base = self.base or (record.meta.base_branch if record is not None else self.loop.base
+                                 or repo.current_branch())
+            if not base:
+                return  # a detached HEAD: the Session says what to do better than we could here
+            self.base = base
+            self._create(base, record)
+        except GitHubError as exc:
+            if exc.status == 403 and NOT_PERMITTED in exc.message.lower():
+                raise PullRequestRefused(
+                    f"GitHub refused to open the research pull request for {self.loop.name}: {exc.message}",
+                    hint=f"a repository admin must turn on {SETTING} (or the same setting of the organisation, "
+                         "which overrides it); no experiment was run") from None
+            self.errors.append(exc)
+
     def on_start(self, session: Session) -> None:
         """Find or open the pull request and show the run as started."""
         assert session.record is not None
@@ -93,7 +144,7 @@ class PullRequestView:
             if self.number is None:
                 if session.remote is None or session.repo.rev(session.remote.tracking_branch) is None:
                     return  # the branch is not on GitHub yet; the first recorded attempt pushes it
-                self._open(session, body)
+                self._open(session)
             else:
                 self._post_later(session, body)
         except GitHubError as exc:
@@ -123,7 +174,7 @@ class PullRequestView:
             self._post_later(session, body)
             return
         try:
-            self._open(session, body)
+            self._open(session)
         except GitHubError as exc:
             self._failed(session, exc)
 
@@ -156,11 +207,30 @@ class PullRequestView:
         """Whether the pull request's body, as last posted, shows this record."""
         return self._posted == render(record, self.ctx)
 
-    def _open(self, session: Session, body: str) -> None:
+    def _open(self, session: Session) -> None:
         assert session.record is not None
         base = self.base or session.record.meta.base_branch
+        self._create(base, session.record)
+
+    def _create(self, base: str, record: Record | None) -> None:
+        try:
+            self._post_new(base, record, self.draft)
+        except GitHubError as exc:
+            if not (self.draft and exc.status == 422 and NO_DRAFTS in exc.message.lower()):
+                raise
+            # Open the normal pull request GitHub allows, and say why in the body (every rebuild keeps it).
+            self.ctx = replace(self.ctx, notice=NO_DRAFTS_NOTICE)
+            self._post_new(base, record, False)
+
+    def _post_new(self, base: str, record: Record | None, draft: bool) -> None:
+        if record is not None:
+            body = render(record, self.ctx)
+        else:
+            body = STARTING_BODY.format(loop=self.loop.name)
+            if self.ctx.notice:
+                body += f"\n> [!NOTE]\n> {self.ctx.notice}\n"
         self.pull = self.github.create_pull(head=self.loop.branch, base=base, title=title(self.loop), body=body,
-                                            draft=True)
+                                            draft=draft)
         self.number = self.pull.number
         self._posted = body
 

@@ -11,10 +11,12 @@ from ..prbody import BodyContext, fmt, render
 from ..progress import LinePrinter
 from ..revert import revert
 from ..sandbox.none import WARNING
+from ..store import RecordStore
 from . import feedback, gate, notes
 from .context import Context
 from .outputs import Order, Target, annotate, append_summary, write_outputs
 from .pr import PullRequestView, seed_branch
+from .runner_check import require_loops_ready
 
 
 @dataclass
@@ -30,6 +32,7 @@ class Outcome:
 def run(ctx: Context, order: Order) -> int:
     """Run every target in turn; one failing loop does not stop the others. Returns the exit code."""
     targets = list(order.targets) or _default_targets(ctx)
+    require_loops_ready(ctx.env, ctx.config.loops, (t.loop for t in targets))  # before the GPU is used
     comment_id = order.comment_id or ctx.event.comment_id
     if comment_id is not None and ctx.event.number is not None and ctx.github is not None and targets:
         fb = feedback.Feedback(ctx.github, ctx.event.number, comment_id)
@@ -73,7 +76,9 @@ def run_one(ctx: Context, order: Order, target: Target) -> Outcome:
         session.warn(warning)
     if ctx.github is not None and not ctx.dry_run:
         view = PullRequestView(ctx.github, loop, server_url=ctx.event.server_url, run_url=ctx.event.run_url,
-                               number=order.pr, sandbox_warning=warning)
+                               number=order.pr, sandbox_warning=warning, draft=ctx.config.github.draft)
+        # Before the baseline: a token that may not open pull requests fails the job now, not hours later.
+        view.prepare(ctx.repo, RecordStore(ctx.repo, loop.name).load())
         session.listeners.append(view)
     if order.command == "revert":
         assert order.experiment is not None
