@@ -7,6 +7,7 @@ from pathlib import Path
 from arl_bot import policy
 from arl_bot.evaluate import Evaluator, MetricNotFound, SeedResult, parse_metric
 from arl_bot.process import ProcessResult
+from arl_bot.safefile import UntrustedFileError
 from arl_bot.sandbox import limit_note
 from arl_bot.trusted import copy_trusted
 
@@ -49,7 +50,11 @@ class CommandEvaluator(Evaluator):
         failed = _failure(run, settings.timeout)
         if failed:
             return SeedResult(seed, None, failed, run.tail(), run.duration_s)
-        source = copy_trusted(tree, self.loop, scratch / "trusted")
+        try:
+            source = copy_trusted(tree, self.loop, scratch / "trusted")
+        except UntrustedFileError as exc:
+            return SeedResult(seed, None, f"the trusted files could not be copied: {exc.message}", run.tail(),
+                              run.duration_s)
         result_file = result_dir / "result.json"
         env = {"AUTORESEARCH_SEED": str(seed), "AUTORESEARCH_OUTPUTS": str(outputs),
                "AUTORESEARCH_RESULT": str(result_file)}

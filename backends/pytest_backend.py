@@ -15,6 +15,7 @@ from typing import Any
 
 from arl_bot import policy
 from arl_bot.evaluate import Evaluator, SeedResult
+from arl_bot.safefile import UntrustedFileError, read_untrusted
 
 REPORT_BYTES = 50_000_000  # a junit report bigger than this is not read
 MESSAGE_CHARS = 300
@@ -42,6 +43,8 @@ class PytestEvaluator(Evaluator):
             return SeedResult(seed, None, f"pytest: {why}", log, run.duration_s)
         try:
             samples = read_junit(report)
+        except UntrustedFileError as exc:
+            return SeedResult(seed, None, f"pytest wrote no readable report: {exc.message}", log, run.duration_s)
         except (OSError, ValueError, ET.ParseError) as exc:
             return SeedResult(seed, None, f"pytest wrote no readable report: {exc}", log, run.duration_s)
         counted = [s for s in samples if not s.get("skipped")]  # a skipped test is neither a pass nor a fail
@@ -55,9 +58,8 @@ class PytestEvaluator(Evaluator):
 
 def read_junit(path: Path) -> list[dict[str, Any]]:
     """One sample per test case: score 1 passed, 0 failed or errored; skipped ones are marked."""
-    if path.stat().st_size > REPORT_BYTES:
-        raise ValueError(f"report over {REPORT_BYTES:,} bytes")
-    root = ET.parse(path).getroot()
+    # Written where the tests (the agent's code) ran: never through a link, never more than REPORT_BYTES.
+    root = ET.fromstring(read_untrusted(path.parent, path.name, REPORT_BYTES))
     samples = []
     for case in root.iter("testcase"):
         classname, name = case.get("classname", ""), case.get("name", "")

@@ -17,6 +17,7 @@ from typing import Any
 from arl_bot import policy
 from arl_bot.errors import PluginError
 from arl_bot.evaluate import Evaluator, SeedResult
+from arl_bot.safefile import UntrustedFileError, read_untrusted
 
 RESULT_BYTES = 50_000_000  # a result file bigger than this is a broken backend, not a result
 
@@ -77,11 +78,11 @@ class PythonEvaluator(Evaluator):
             return SeedResult(seed, None, f"timed out after {self.loop.evaluate.timeout:g}s", log, run.duration_s)
         if run.returncode != 0:
             return SeedResult(seed, None, f"the backend exited with status {run.returncode}", log, run.duration_s)
-        try:
-            if result_file.stat().st_size > RESULT_BYTES:
-                raise ValueError(f"result file over {RESULT_BYTES:,} bytes")
-            data: dict[str, Any] = json.loads(result_file.read_text(encoding="utf-8"))
-        except (OSError, ValueError) as exc:
+        try:  # written where the agent's code ran: never through a link, never more than RESULT_BYTES
+            data: dict[str, Any] = json.loads(read_untrusted(result_file.parent, result_file.name, RESULT_BYTES))
+        except UntrustedFileError as exc:
+            return SeedResult(seed, None, f"the backend wrote no readable result: {exc.message}", log, run.duration_s)
+        except ValueError as exc:
             return SeedResult(seed, None, f"the backend wrote no readable result: {exc}", log, run.duration_s)
         metrics = {k: float(v) for k, v in data.get("metrics", {}).items()}
         value = float(metrics.get(self.loop.metric.name, data.get("score", math.nan)))

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import safefile
 from .config import Loop, Parse
 from .registry import load_plugin
 from .sandbox import Sandbox
@@ -102,8 +103,12 @@ def measure(evaluator: Evaluator, tree: Path, seeds: list[int], scratch_root: Pa
     return Measurement(tuple(results))
 
 
-_NUMBER = r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|[-+]?nan|[-+]?inf"
-_NAME_VALUE = re.compile(rf"^\s*([A-Za-z_][A-Za-z0-9_.-]*)\s*[:=]\s*({_NUMBER})\s*$", re.IGNORECASE | re.MULTILINE)
+# `\d+(?:\.\d*)?`, not `\d+\.?\d*`: the latter backtracks quadratically over a long run of digits.
+_NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?|[-+]?nan|[-+]?inf"
+# Matched against one line at a time: over the whole output with MULTILINE, `^\s*` could cross newlines,
+# and many empty lines made the default parse quadratic (60,000 lines: 37 s).
+_NAME_VALUE = re.compile(rf"\s*([A-Za-z_][A-Za-z0-9_.-]*)\s*[:=]\s*({_NUMBER})\s*", re.IGNORECASE)
+RESULT_BYTES = 1_000_000  # a result file bigger than this is not read
 
 
 class MetricNotFound(ValueError):
@@ -111,20 +116,24 @@ class MetricNotFound(ValueError):
 
 
 def parse_metric(stdout: str, parse: Parse, name: str, result_file: Path | None = None) -> float:
-    """Read the metric from an evaluation's output as the config says; raise MetricNotFound."""
+    """Read the metric from an evaluation's output as the config says; raise MetricNotFound.
+
+    Linear in the output: lines are scanned from the last one back, and a regex is matched against one
+    line at a time (`^` and `$` are the line's ends, as in MULTILINE), never against the whole output.
+    """
+    lines = stdout.splitlines()
     if parse.regex is not None:
-        found = re.findall(parse.regex, stdout, re.MULTILINE)
-        if not found:
-            raise MetricNotFound(f"no line matched the regex {parse.regex!r}")
-        last = found[-1]
-        return _number(last[0] if isinstance(last, tuple) else last)
+        pattern = re.compile(parse.regex, re.MULTILINE)
+        for line in reversed(lines):
+            found = pattern.findall(line)
+            if found:
+                last = found[-1]
+                return _number(last[0] if isinstance(last, tuple) else last)
+        raise MetricNotFound(f"no line matched the regex {parse.regex!r}")
     if parse.json_key is not None:
-        text = ""
-        if result_file is not None and result_file.exists():
-            text = result_file.read_text(encoding="utf-8", errors="replace").strip()
+        text = _result_text(result_file)
         if not text:
-            lines = [line for line in stdout.splitlines() if line.strip()]
-            text = lines[-1] if lines else ""
+            text = next((line for line in reversed(lines) if line.strip()), "")
         try:
             data = json.loads(text)
         except ValueError:
@@ -135,10 +144,24 @@ def parse_metric(stdout: str, parse: Parse, name: str, result_file: Path | None 
                 raise MetricNotFound(f"the JSON has no key {parse.json_key!r}")
             value = value[part]
         return _number(value)
-    matches = [m for m in _NAME_VALUE.finditer(stdout) if m.group(1) == name]
-    if not matches:
-        raise MetricNotFound(f"no line `{name}: <number>` in the output")
-    return _number(matches[-1].group(2))
+    for line in reversed(lines):
+        if name in line:
+            match = _NAME_VALUE.fullmatch(line)
+            if match is not None and match.group(1) == name:
+                return _number(match.group(2))
+    raise MetricNotFound(f"no line `{name}: <number>` in the output")
+
+
+def _result_text(result_file: Path | None) -> str:
+    """The result file's text, empty when there is none; the evaluation wrote it, so it is read untrusted."""
+    if result_file is None:
+        return ""
+    try:
+        return safefile.text_untrusted(result_file.parent, result_file.name, RESULT_BYTES).strip()
+    except safefile.MissingFileError:
+        return ""
+    except safefile.UntrustedFileError as exc:
+        raise MetricNotFound(f"the result file {exc.message}") from None
 
 
 def _number(value: Any) -> float:

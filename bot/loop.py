@@ -17,7 +17,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Protocol
 
-from . import decide, diffcheck, process, prompt, validate
+from . import decide, diffcheck, process, prompt, safefile, validate
 from .agents import Agent, AgentTask, get_agent
 from .config import Config, Loop
 from .errors import ArlError, Interrupted, RecordError
@@ -33,6 +33,7 @@ from .strategy import Plan, Strategy
 from .sync import Remote
 
 WORKTREES = ".arl-bot/worktrees"  # inside the checkout, hidden from `git status` by .git/info/exclude
+INSTRUCTIONS_BYTES = 1_000_000  # a bigger instructions file is refused (it goes into every prompt)
 
 
 @dataclass(frozen=True)
@@ -418,12 +419,13 @@ class Session:
 
     def _instructions(self) -> str:
         _, tree = self._ready()
-        path = tree.root / self.loop.instructions
-        try:
-            return path.read_text(encoding="utf-8")
-        except FileNotFoundError:
+        try:  # on the research branch, which agents edit: never through a link, never unbounded
+            return safefile.text_untrusted(tree.root, self.loop.instructions, INSTRUCTIONS_BYTES)
+        except safefile.MissingFileError:
             self.warn(f"instructions file {self.loop.instructions} not found on the research branch")
-            return f"Improve the metric `{self.loop.metric.name}`."
+        except safefile.UntrustedFileError as exc:
+            self.warn(f"instructions file refused: {exc.message}; using the default instructions")
+        return f"Improve the metric `{self.loop.metric.name}`."
 
     def _append(self, attempt: Attempt, patch: str) -> None:
         """Record an attempt and, unless this is a dry run, push branch and record together."""

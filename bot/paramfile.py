@@ -9,18 +9,20 @@ from typing import Any
 
 import yaml
 
+from . import safefile
 from .errors import ArlError
 
 _MISSING = object()
+PARAM_BYTES = 10_000_000  # a parameter file bigger than this is refused
 
 
 class ParamFileError(ArlError):
     """A parameter file is missing, unreadable, or not shaped like the search space says."""
 
 
-def read(path: Path) -> dict[str, Any]:
-    """The file's contents as a mapping."""
-    text = _text(path)
+def read(path: Path, *, root: Path | None = None) -> dict[str, Any]:
+    """The file's contents as a mapping; root is the tree it lives in (no link below root is followed)."""
+    text = _text(path, root)
     try:
         if _format(path) == "json":
             data = json.loads(text)
@@ -49,9 +51,9 @@ def lookup(data: dict[str, Any], key: str) -> Any:
     return node
 
 
-def write(path: Path, values: dict[str, Any]) -> None:
+def write(path: Path, values: dict[str, Any], *, root: Path | None = None) -> None:
     """Set each dotted key to its value and write the file back; every other key stays as it was."""
-    text = _text(path)
+    text = _text(path, root)
     fmt = _format(path)
     if fmt == "toml":
         import tomlkit
@@ -61,14 +63,20 @@ def write(path: Path, values: dict[str, Any]) -> None:
             _set(doc, key, value, path)
         out = tomlkit.dumps(doc)
     else:
-        data = read(path)
+        data = read(path, root=root)
         for key, value in values.items():
             _set(data, key, value, path)
         if fmt == "json":
             out = json.dumps(data, indent=_json_indent(text), ensure_ascii=False) + "\n"
         else:
             out = yaml.safe_dump(data, sort_keys=False, default_flow_style=False, allow_unicode=True)
-    path.write_text(out, encoding="utf-8")
+    # Renamed over the old file, never written through it: a link there would aim the write elsewhere.
+    folder, relative = _where(path, root)
+    try:
+        safefile.write_untrusted(folder, relative, out.encode("utf-8"))
+    except safefile.UntrustedFileError as exc:
+        raise ParamFileError(f"parameter file {exc.message}",
+                             hint="fix `params_file:` or the folder it is in") from None
 
 
 def _set(data: Any, key: str, value: Any, path: Path) -> None:
@@ -98,12 +106,28 @@ def _format(path: Path) -> str:
                          hint="use a .json, .yaml, .yml or .toml file")
 
 
-def _text(path: Path) -> str:
+def _text(path: Path, root: Path | None) -> str:
+    """The file's text, read as an untrusted file: it lives in the tree, which agents edit."""
+    folder, relative = _where(path, root)
     try:
-        return path.read_text(encoding="utf-8")
-    except FileNotFoundError:
+        data = safefile.read_untrusted(folder, relative, PARAM_BYTES)
+    except safefile.MissingFileError:
         raise ParamFileError(f"parameter file {path} not found in the working tree",
                              hint="commit the file to the base branch, or fix `params_file:`") from None
+    except safefile.UntrustedFileError as exc:
+        raise ParamFileError(f"parameter file {exc.message}",
+                             hint="make it a regular file on the research branch") from None
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ParamFileError(f"{path.name} is not UTF-8 text", hint="fix the file on the research branch") from None
+
+
+def _where(path: Path, root: Path | None) -> tuple[Path, str]:
+    """The trusted folder to start from and the path below it."""
+    if root is None:
+        return path.parent, path.name
+    return root, path.relative_to(root).as_posix()
 
 
 def _json_indent(text: str) -> int | None:

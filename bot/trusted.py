@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import stat
 from pathlib import Path
 
+from . import safefile
 from .config import Loop
 from .git import Git
 from .globs import matches_any
@@ -21,13 +24,24 @@ def trusted_paths(tree: Path, loop: Loop) -> list[str]:
 
 
 def copy_trusted(tree: Path, loop: Loop, target: Path) -> Path:
-    """Copy the trusted files of tree into target (created); the scorer runs there, never in tree."""
+    """Copy the trusted files of tree into target (created); the scorer runs there, never in tree.
+
+    Read from the agent's worktree, so without following links: a link stays a link (the base may hold
+    some; the scorer's sandbox decides what it may read through one), a FIFO or device is refused, and no
+    folder on the way may be a link. Raise UntrustedFileError for anything that is not a file or a link.
+    """
     target.mkdir(parents=True, exist_ok=True)
     for relative in trusted_paths(tree, loop):
-        source = tree / relative
-        if not source.exists() and not source.is_symlink():  # deleted in the tree: nothing to copy
-            continue
         destination = target / relative
+        try:
+            link = safefile.readlink_untrusted(tree, relative)
+        except safefile.MissingFileError:  # deleted in the tree: nothing to copy
+            continue
         destination.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(source, destination, follow_symlinks=False)
+        if link is not None:
+            os.symlink(link, destination)
+            continue
+        with safefile.open_untrusted(tree, relative) as source, destination.open("wb") as copy:
+            shutil.copyfileobj(source, copy)
+            os.chmod(destination, stat.S_IMODE(os.fstat(source.fileno()).st_mode))
     return target

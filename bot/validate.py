@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from . import safefile
 from .config import Loop
 from .git import Change
+
+SOURCE_BYTES = 10_000_000  # a changed .py file bigger than this is not compiled but refused
 
 
 def failure(tree: Path, changes: list[Change], loop: Loop) -> str | None:
@@ -18,11 +21,14 @@ def failure(tree: Path, changes: list[Change], loop: Loop) -> str | None:
 def _python(tree: Path, paths: list[str]) -> str | None:
     """The first changed .py file that does not compile (with the bot's Python; nothing runs)."""
     for relative in paths:
-        path = tree / relative
-        if not path.is_file():
+        try:  # the agent wrote these files: a link, a FIFO or a huge file is refused, never followed
+            source = safefile.read_untrusted(tree, relative, SOURCE_BYTES)
+        except safefile.MissingFileError:
             continue
+        except safefile.UntrustedFileError as exc:
+            return f"{exc.message}: a changed .py file must be a regular file up to {SOURCE_BYTES:,} bytes"
         try:
-            compile(path.read_bytes(), relative, "exec", dont_inherit=True)
+            compile(source, relative, "exec", dont_inherit=True)
         except SyntaxError as exc:
             return f"{relative}:{exc.lineno or 0}: does not compile: {exc.msg}"
         except (ValueError, RecursionError, MemoryError) as exc:  # null bytes, absurd nesting

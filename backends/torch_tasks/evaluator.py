@@ -13,9 +13,12 @@ from arl_bot import policy
 from arl_bot.config import CONFIG_FILE, Loop
 from arl_bot.errors import ConfigError
 from arl_bot.evaluate import Evaluator, SeedResult
+from arl_bot.safefile import MissingFileError, UntrustedFileError, read_untrusted
 from arl_bot.sandbox import Sandbox
 
 from . import BUDGET_ENV, DATA_ENV, DEVICE_ENV, RESULT_ENV, SEED_ENV, SPLIT_ENV, data
+
+RESULT_BYTES = 50_000_000  # a result (with its per-sample list) bigger than this is not read
 
 
 @dataclass(frozen=True)
@@ -96,11 +99,13 @@ class TorchTaskEvaluator(Evaluator):
         return self._read(seed, result_file, prepared, log, run.duration_s)
 
     def _read(self, seed: int, result_file: Path, prepared: data.Prepared, log: str, duration: float) -> SeedResult:
-        try:
-            result = json.loads(result_file.read_text(encoding="utf-8"))
-        except FileNotFoundError:
+        try:  # written where the agent's script ran: never through a link, never unbounded
+            result = json.loads(read_untrusted(result_file.parent, result_file.name, RESULT_BYTES))
+        except MissingFileError:
             return SeedResult(seed, None, f"no score: {self.options.script} finished without calling the "
                               f"task's evaluate function", log, duration)
+        except UntrustedFileError as exc:
+            return SeedResult(seed, None, f"no score: the result file {exc.message}", log, duration)
         except ValueError:
             return SeedResult(seed, None, "no score: the result file is not JSON", log, duration)
         value = result.get("value") if isinstance(result, dict) else None

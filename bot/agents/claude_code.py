@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shlex
 import threading
@@ -9,7 +10,7 @@ import time
 from decimal import Decimal
 from pathlib import Path
 
-from .. import policy, pricing
+from .. import policy, pricing, safefile
 from ..errors import ArlError
 from ..process import TAIL_BYTES
 from .base import Agent, AgentResult, AgentTask
@@ -23,6 +24,7 @@ QUIET = {  # no updates, telemetry or error reports from inside an experiment
 PASSED = ("CLAUDE_CODE_OAUTH_TOKEN", "ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_BASE_URL")  # taken from our env
 NEVER = ("GITHUB_TOKEN", "GH_TOKEN")  # whatever the loop passes, the agent does not get these
 POLL_S = 0.05
+LINE_BYTES = 16_000_000  # longest stream-json line the watcher holds on to
 CONTEXT = "You are running one experiment of an automated research loop; the bot measures the result itself. "
 
 # The CLI runs in the background of a small shell so that the bot can stop it from outside any sandbox:
@@ -139,14 +141,18 @@ class _Watcher(threading.Thread):
         self.stream, self.stop_file, self.meter, self.limit = stream, stop, meter, limit
         self.reason = ""
         self._done = threading.Event()
+        # Opened now, before the agent runs: replacing the name with a link or a FIFO later changes nothing.
+        self._handle = stream.open("rb")
 
     def run(self) -> None:
         pending = b""
-        with self.stream.open("rb") as handle:
+        with self._handle as handle:
             while True:
                 chunk = handle.read(1 << 16)
                 if chunk:
                     *lines, pending = (pending + chunk).split(b"\n")
+                    if len(pending) > LINE_BYTES:  # no stream event is this long: drop it, not the bot's memory
+                        pending = b""
                     for line in lines:
                         self.meter.feed(line)
                     self._check()
@@ -166,7 +172,9 @@ class _Watcher(threading.Thread):
         elif self.limit is not None and spent >= self.limit:
             self.reason = f"cost cap: ${spent:.4f} spent of ${self.limit:.4f}; Claude Code was stopped"
         if self.reason:
-            self.stop_file.touch()
+            # O_EXCL: never through a link the agent put there (touch would create the link's target).
+            with contextlib.suppress(FileExistsError):
+                os.close(os.open(self.stop_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
 
     def finish(self) -> None:
         """Read what is left of the stream and stop."""
@@ -191,7 +199,10 @@ def _last_line(text: str) -> str:
 
 
 def _tail(path: Path) -> str:
+    """The end of a file the CLI wrote in its workdir; the agent could have made it a link or a FIFO."""
     try:
-        return path.read_bytes()[-TAIL_BYTES // 2 :].decode("utf-8", errors="replace")
-    except OSError:
+        return safefile.text_untrusted(path.parent, path.name, TAIL_BYTES // 2, over="tail")
+    except safefile.MissingFileError:
         return ""
+    except safefile.UntrustedFileError as exc:
+        return f"(not read: {exc.message})"

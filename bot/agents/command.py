@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from .. import policy
+from .. import policy, safefile
 from .base import Agent, AgentResult, AgentTask
+
+DESCRIPTION_BYTES = 64_000  # only the first line is used; the rest of a bigger file is not read
 
 
 class CommandAgent(Agent):
@@ -34,14 +36,19 @@ class CommandAgent(Agent):
             policy=policy.agent_policy(task.tree, task.prompt_file.parent, env),
             timeout=task.timeout,
         )
-        description = ""
-        if description_file.exists():
-            description = description_file.read_text(encoding="utf-8", errors="replace").strip()
+        description, refused = "", ""
+        try:  # the agent could have put a link or a FIFO there: read it as an untrusted file
+            description = safefile.text_untrusted(description_file.parent, description_file.name, DESCRIPTION_BYTES,
+                                                  over="head").strip()
+        except safefile.MissingFileError:
+            pass
+        except safefile.UntrustedFileError as exc:
+            refused = f"AUTORESEARCH_DESCRIPTION_FILE refused: {exc.message}"
         if not description:
             lines = [line.strip() for line in run.stdout.splitlines() if line.strip()]
             description = lines[-1] if lines else ""
         description = description.splitlines()[0][:200] if description else f"experiment {task.experiment}"
-        error = ""
+        error = refused
         if run.timed_out:
             error = f"agent timed out after {task.timeout:g}s"
         elif run.returncode != 0:

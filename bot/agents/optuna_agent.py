@@ -113,7 +113,7 @@ class OptunaAgent(Agent):
         assert config.params_file is not None
         space = dict(config.space)
         path = task.tree / config.params_file
-        current = paramfile.read(path)
+        current = paramfile.read(path, root=task.tree)
         trials, skipped = feedback(task.history, space, task.parent, current)
         fed = Fed(skipped=skipped)
         for past in trials:
@@ -130,7 +130,7 @@ class OptunaAgent(Agent):
             if values != now and values not in tried:
                 break
             study.tell(trial, state=lib.trial.TrialState.FAIL)  # a repeat teaches nothing: draw again
-        paramfile.write(path, values)
+        paramfile.write(path, values, root=task.tree)
         shown = ", ".join(f"{key}={space[key].show(value)}" for key, value in values.items())
         log = "\n".join([fed.line(), f"sampler: {sampler_name} (seed {self._seed(task.experiment)})",
                          f"trial {trial.number}: {json.dumps(values)}", f"wrote {config.params_file}"])
