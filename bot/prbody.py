@@ -308,6 +308,24 @@ def kept_table(record: Record, ctx: BodyContext, kept_rows: int) -> list[str]:
     return out
 
 
+def own(text: str, loop: str) -> str:
+    """text between the bot's markers: the part of a body the bot may replace."""
+    inner = text.rstrip("\n")
+    return f"{MARKER.format(loop=loop)}\n{inner}\n\n{END_MARKER}\n"
+
+
+def merge(current: str, ours: str) -> str:
+    """The body to post: ours in place of the text between the markers, what people wrote around it kept."""
+    start = current.find(MARKER.split("{", 1)[0])
+    end = current.find(END_MARKER, start) if start >= 0 else -1
+    if start < 0 or end < 0:
+        # The markers are gone (someone rewrote the body): keep all of their words and put ours below.
+        kept = current.rstrip()
+        return f"{kept}\n\n{ours}" if kept else ours
+    before, after = current[:start], current[end + len(END_MARKER):]
+    return before + ours.rstrip("\n") + (after if after.strip() else "\n")
+
+
 def render(record: Record, ctx: BodyContext) -> str:
     """The whole body; always under GitHub's limit however long the loop has run."""
     body = _render(record, ctx, LATEST, KEPT_ROWS)

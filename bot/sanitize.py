@@ -86,7 +86,7 @@ _BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\
 # linkers ignore backslashes, so a zero-width space after `@`, `#` and inside `://`/`www.` breaks their
 # patterns while the text still reads the same.
 ZWSP = "\u200b"
-_MD_ESCAPED = frozenset("\\`*[]<&~|$")  # emphasis, code, links/images, HTML, entities, strikes, tables, math
+_MD_ESCAPED = frozenset("\\`*[]&~|$")  # emphasis, code, links/images, entities, strikes, tables, math
 _MENTION = re.compile(r"([@#])(?=[\w-])")  # @user, @org/team, #123, org/repo#123
 _AUTOLINK = re.compile(r"(?i)(:)(//)|\b(www)(\.)")  # http://, https://, ftp://, www.
 # A line that starts a block: heading, quote, list item, setext underline, thematic break.
@@ -103,7 +103,9 @@ def _markdown_line(line: str) -> str:
     line = line.strip(" ")  # leading spaces make indented code; trailing ones a hard break
     out: list[str] = []
     for i, ch in enumerate(line):
-        if ch in _MD_ESCAPED:
+        if ch == "<":
+            out.append("&lt;")  # not a backslash: the raw text must never hold `<!--`, which opens the bot's markers
+        elif ch in _MD_ESCAPED:
             out.append("\\" + ch)
         elif ch == "_" and not (0 < i < len(line) - 1 and line[i - 1].isalnum() and line[i + 1].isalnum()):
             out.append("\\_")  # snake_case stays readable; only an underscore that could open emphasis is escaped
@@ -142,8 +144,10 @@ def code_span(text: str, *, in_table: bool = False) -> str:
     fence = "`" * (_longest_run(text) + 1)
     if in_table:
         text = text.replace("|", "\\|")
-    # CommonMark strips one space from each side when both are there: the padding keeps edge backticks apart.
-    return f"{fence} {text} {fence}"
+    if text.startswith("`") or text.endswith("`"):
+        # CommonMark strips one space from each side when both are there: padding keeps edge backticks apart.
+        text = f" {text} "
+    return f"{fence}{text}{fence}"
 
 
 def code_block(text: str, info: str = "text") -> str:

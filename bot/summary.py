@@ -8,6 +8,7 @@ from . import measurement_view
 from .prbody import BodyContext, attempt_row, cell, change, fmt, kept_table, metric_table, progress_section
 from .progress import clock
 from .record import Attempt, Record
+from .sanitize import code_span
 
 RUN_ROWS = 50  # attempts listed for one run; GitHub caps a step summary at 1 MiB
 KEPT_ROWS = 15
@@ -58,7 +59,7 @@ def run_figures(record: Record, run_attempts: list[Attempt], ctx: BodyContext,
 def render_summary(record: Record, run_attempts: list[Attempt], ctx: BodyContext,
                    elapsed_s: float | None = None) -> str:
     """Markdown for $GITHUB_STEP_SUMMARY (pure: data in, Markdown out)."""
-    out = [f"## 🔬 autoresearch: `{ctx.loop}`", ""]
+    out = [f"## 🔬 autoresearch: {code_span(ctx.loop)}", ""]
     if ctx.sandbox_warning:
         out += [f"> [!WARNING]\n> {ctx.sandbox_warning}", ""]
     out += run_figures(record, run_attempts, ctx, elapsed_s)
@@ -69,7 +70,7 @@ def render_summary(record: Record, run_attempts: list[Attempt], ctx: BodyContext
                 "| --- | --- | --- | --- | --- | --- | --- |", *[attempt_row(a, ctx) for a in reversed(shown)]]
         if len(run_attempts) > len(shown):
             out += ["", f"…and {len(run_attempts) - len(shown)} earlier in this run: "
-                        f"`arl-bot results --loop {ctx.loop}`"]
+                        f"{code_span(f'arl-bot results --loop {ctx.loop}')}"]
     out += ["", "### The loop so far", "", *metric_table(record, ctx), *measurement_view.section(record)]
     for section in (progress_section(record, ctx), kept_table(record, ctx, KEPT_ROWS)):
         if section:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from pathlib import Path
 
-from arl_bot.prbody import END_MARKER, GITHUB_LIMIT, BodyContext, render
+from arl_bot.prbody import END_MARKER, GITHUB_LIMIT, BodyContext, merge, own, render
 
 from tests import golden
 from tests.browser import Browser
@@ -57,3 +58,31 @@ def test_mermaid_draws_the_chart_without_errors() -> None:
             assert browser.evaluate("document.querySelectorAll('svg .bar-plot-0 rect').length") >= 12
             assert browser.evaluate("document.querySelector('svg .line-plot-1 path').getAttribute('d').length") > 20
             browser.screenshot(ARTIFACTS / f"prbody-{name}.png")
+
+
+def test_an_update_keeps_what_people_wrote_around_the_markers() -> None:
+    old, new = render(small_record(), CTX), render(long_record(40), CTX)
+    current = f"Reviewer notes up top.\n\n{old}\nAnd a note below, with <!-- its own comment -->.\n"
+    merged = merge(current, new)
+    assert merged == f"Reviewer notes up top.\n\n{new.rstrip()}\n\nAnd a note below, with <!-- its own comment -->.\n"
+    assert merge(old, new) == new  # nobody added anything: the body is exactly ours
+
+
+def test_a_body_without_markers_is_kept_and_ours_goes_below() -> None:
+    new = render(small_record(), CTX)
+    assert merge("Someone rewrote the whole body.", new) == f"Someone rewrote the whole body.\n\n{new}"
+    assert merge("", new) == new
+
+
+def test_the_starting_body_is_ours_to_replace() -> None:
+    start = own("## starting\n\nbaseline being measured", "curve")
+    new = render(small_record(), CTX)
+    assert merge(start + "\nmy words\n", new) == new + "\nmy words\n"
+
+
+def test_agent_text_cannot_forge_the_end_marker() -> None:
+    record = small_record()
+    record.attempts[1] = dataclasses.replace(record.attempts[1], description=f"x {END_MARKER} y")
+    body = render(record, CTX)
+    assert body.count(END_MARKER) == 1 and body.rstrip().endswith(END_MARKER)
+    assert merge(body + "\nperson\n", render(small_record(), CTX)).endswith(f"{END_MARKER}\n\nperson\n")

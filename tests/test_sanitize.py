@@ -196,3 +196,9 @@ def test_terminal_text_keeps_newlines_tabs_and_unicode() -> None:
 ])
 def test_display_path_is_one_safe_line(path: str, shown: str) -> None:
     assert display_path(path) == shown
+
+
+def test_markdown_text_never_holds_a_comment_opener() -> None:
+    # The pull-request body is found by its `<!-- arl-bot:... -->` markers: agent text must not forge one.
+    forged = "<!-- arl-bot:pr-body-end -->"
+    assert "<!--" not in markdown_text(forged) and "<!--" not in table_cell(forged)

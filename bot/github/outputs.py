@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TextIO
 
 from ..events import EventError, count, loop_name
+from ..sanitize import code_block, code_span
 
 COMMANDS = ("continue", "revert", "run")
 
@@ -88,6 +89,11 @@ def append_summary(path: str | None, markdown: str) -> None:
     if path:
         with open(path, "a", encoding="utf-8") as out:
             out.write(markdown.rstrip("\n") + "\n\n")
+
+
+def failure_summary(loop: str, message: str) -> str:
+    """The job summary's section for a loop that failed: the error, whatever it quotes, in one code block."""
+    return f"### arl-bot: {code_span(loop)} failed\n\n{code_block(message)}"
 
 
 def annotate(level: str, message: str, stream: TextIO | None = None) -> None:

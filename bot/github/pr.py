@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from ..config import Loop
 from ..errors import ArlError
 from ..git import Git
-from ..prbody import BodyContext, render
+from ..prbody import BodyContext, merge, own, render
 from ..record import Attempt, Record
 from ..store import RecordStore
 from ..sync import Remote
@@ -229,6 +229,7 @@ class PullRequestView:
             body = STARTING_BODY.format(loop=self.loop.name)
             if self.ctx.notice:
                 body += f"\n> [!NOTE]\n> {self.ctx.notice}\n"
+            body = own(body, self.loop.name)  # between the markers: the first real body replaces it, nothing else
         self.pull = self.github.create_pull(head=self.loop.branch, base=base, title=title(self.loop), body=body,
                                             draft=draft)
         self.number = self.pull.number
@@ -237,7 +238,9 @@ class PullRequestView:
     def _update(self, body: str) -> None:
         if body == self._posted or self.number is None:
             return
-        self.github.set_pull_body(self.number, body)
+        # The bot owns only the text between its markers: read the body first, so what people wrote stays.
+        current = self.github.pull(self.number).body
+        self.github.set_pull_body(self.number, merge(current, body))
         self._posted = body
 
     def _failed(self, session: Session, exc: GitHubError) -> None:
