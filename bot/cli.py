@@ -37,6 +37,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     repo = _repo(args)
     cfg = _config(args, repo)
     loop = cfg.loop(args.loop)
+    config.check_host(cfg, loop)  # here, not in load(): the gate that reads the config may run elsewhere
     printer = choose(args.progress)
     sandbox = choose_sandbox(loop)
     session = Session(repo, cfg, loop, RunOptions(experiments=args.experiments, dry_run=args.dry_run,
@@ -139,7 +140,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     from .sandbox import choose_sandbox
 
     repo = _repo(args)
-    loop = _config(args, repo).loop(args.loop)
+    cfg = _config(args, repo)
+    loop = cfg.loop(args.loop)
+    config.check_host(cfg, loop)
     sandbox = choose_sandbox(loop)
     seeds = [args.seed] if args.seed is not None else list(loop.evaluate.seeds)
     m = Measurer(loop, get_evaluator(loop, sandbox)).measure(repo.root, seeds)  # with `services:` up

@@ -2,16 +2,27 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
+import os
 import re
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
-from . import globs, searchspace
+from . import globs, registry, searchspace
 from .errors import ConfigError
 
 CONFIG_FILE = ".autoresearch.yml"
@@ -20,11 +31,23 @@ ALWAYS_PROTECTED = (CONFIG_FILE,)  # the agent may never rewrite its own rules
 
 
 def _int_is_float(value: Any) -> Any:
-    return float(value) if isinstance(value, int) and not isinstance(value, bool) else value
+    if isinstance(value, int) and not isinstance(value, bool):
+        try:
+            return float(value)
+        except OverflowError:  # a 400-digit integer: float() raises instead of giving inf
+            raise ValueError(f"{len(str(abs(value)))}-digit number is too large") from None
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"must be a finite number, not {value}")
+    return value
 
 
 # Strict models refuse an int where a float is due; YAML writes `timeout: 600`, so numbers accept ints.
-Number = Annotated[float, BeforeValidator(_int_is_float)]
+# No number in the config means anything as .inf or .nan: an infinite timeout or budget never ends a
+# phase, a NaN target is never reached; `null` is how a budget says "no limit".
+Number = Annotated[float, BeforeValidator(_int_is_float), Field(allow_inf_nan=False)]
+DAY = 86_400.0
+TIMEOUT_MAX = 30 * DAY  # longer waits overflow the OS's timers (threading refuses ~1e10 s) and never end in practice
+PID_MAX_LIMIT = 4_194_304  # the most processes Linux can ever have (kernel PID_MAX_LIMIT on 64-bit)
 
 
 class _Strict(BaseModel):
@@ -83,10 +106,10 @@ class Evaluate(_Strict):
     backend: str | None = None
     options: dict[str, Any] = Field(default_factory=dict)
     parse: Parse = Field(default_factory=Parse)
-    timeout: Number = Field(default=600.0, gt=0)
+    timeout: Number = Field(default=600.0, gt=0, le=TIMEOUT_MAX)
     seeds: list[int] = Field(default_factory=lambda: [42], min_length=1)
     short_circuit: bool = False
-    short_circuit_sigmas: float = Field(default=2.0, gt=0)  # "clearly worse": the first seed, by this many sigmas
+    short_circuit_sigmas: Number = Field(default=2.0, gt=0)  # "clearly worse": the first seed, by this many sigmas
     baseline_repeats: int = Field(default=1, ge=1, le=20)  # measure the baseline this many times for sigma
     parallel: int = Field(default=1, ge=1, le=64)  # seeds evaluated at once (several runs on one big GPU)
     # A trusted second step: run from the base's files only, in its own sandbox, never with the agent's
@@ -143,7 +166,7 @@ class Service(_Strict):
     command: str  # `{port}` is replaced by the port
     port: int | None = Field(default=None, ge=0, le=65535)  # 0: pick a free port
     ready: ReadyCheck = Field(default_factory=ReadyCheck)  # default: `port` accepts connections
-    timeout: Number = Field(default=60.0, gt=0)  # seconds to become ready
+    timeout: Number = Field(default=60.0, gt=0, le=TIMEOUT_MAX)  # seconds to become ready
     env: dict[str, str] = Field(default_factory=dict)  # more variables for the evaluation; `{port}` filled
 
     @model_validator(mode="after")
@@ -168,7 +191,7 @@ class AgentConfig(_Strict):
 
     kind: str = "command"
     command: str | None = None
-    timeout: Number = Field(default=1800.0, gt=0)
+    timeout: Number = Field(default=1800.0, gt=0, le=TIMEOUT_MAX)
     model: str | None = None
     max_turns: int | None = Field(default=None, ge=1)
     options: dict[str, Any] = Field(default_factory=dict)
@@ -186,6 +209,18 @@ class AgentConfig(_Strict):
     sampler: Literal["tpe", "random"] = "tpe"
     seed: int | None = 0  # with the experiment number, makes proposals reproducible; null: random
     startup_trials: int = Field(default=5, ge=0)  # random trials before TPE models the results
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, kind: str) -> str:
+        if ":" in kind:  # module:Class or path/to/file.py:Class, loaded when the run starts
+            return kind
+        known = registry.available("arl_bot.agents")
+        if kind not in known:
+            close = difflib.get_close_matches(kind, known, n=1)
+            guess = f"; did you mean {close[0]!r}?" if close else ""
+            raise ValueError(f"unknown agent kind {kind!r}{guess} (known: {', '.join(known)}, or module:Class)")
+        return kind
 
     @model_validator(mode="after")
     def _command_needs_command(self) -> AgentConfig:
@@ -215,9 +250,9 @@ class PhaseSandbox(_Strict):
     """What one phase may do inside the sandbox; unset keys keep the phase's default."""
 
     network: bool | None = None  # default: the agent yes (it calls its API), the evaluation no
-    memory_mb: int | None = Field(default=None, ge=16)
-    cpu_seconds: int | None = Field(default=None, ge=1)  # CPU time per process
-    processes: int | None = Field(default=4096, ge=8)  # a fork bomb stops here
+    memory_mb: int | None = Field(default=None, ge=16, le=2**40)  # the host's RAM is checked at run time
+    cpu_seconds: int | None = Field(default=None, ge=1, le=2**31 - 1)  # CPU time per process
+    processes: int | None = Field(default=4096, ge=8, le=PID_MAX_LIMIT)  # a fork bomb stops here
 
 
 class SandboxSettings(_Strict):
@@ -227,6 +262,8 @@ class SandboxSettings(_Strict):
     agent: PhaseSandbox = Field(default_factory=PhaseSandbox)
     evaluation: PhaseSandbox = Field(default_factory=PhaseSandbox)
     hidden: list[str] = Field(default_factory=list)  # more paths no phase may read (~ is the bot's HOME)
+    # host paths (held-out labels) only the trusted scorer (`evaluate.score`) may read; hidden from the rest
+    score_only: list[str] = Field(default_factory=list)
     image: str | None = None  # docker: the image; default arl-bot-sandbox:local (scripts/docker-image)
     gpus: str | None = None  # docker: "all", or device ids like "0,1"; default none
 
@@ -287,6 +324,18 @@ class Loop(_Strict):
             raise ValueError(f"service names must be unique: {names}")
         return self
 
+    @model_validator(mode="after")
+    def _score_only_needs_a_scorer(self) -> Loop:
+        score_only = self.sandbox_settings.score_only
+        relative = [p for p in score_only if not p.startswith(("/", "~"))]
+        if relative:
+            raise ValueError(f"sandbox.score_only takes host paths (absolute or ~/...), not {relative[0]!r}: "
+                             "files in the repository are readable by the agent wherever the scorer runs")
+        if score_only and self.evaluate.score is None and (self.holdout is None or self.holdout.score is None):
+            raise ValueError("sandbox.score_only needs a trusted scorer to read it: set `evaluate.score` "
+                             "(or `holdout.score`)")
+        return self
+
     @field_validator("editable", "protected")
     @classmethod
     def _globs(cls, patterns: list[str]) -> list[str]:
@@ -296,6 +345,15 @@ class Loop(_Strict):
             except globs.GlobSyntaxError as exc:
                 raise ValueError(f"item {index} {pattern!r} is not a valid glob: {exc}") from exc
         return patterns
+
+    @field_validator("instructions")
+    @classmethod
+    def _inside_repository(cls, path: str) -> str:
+        # The file is read into the agent's prompt: `/etc/passwd` or `../../secrets` would send it out.
+        if not path.strip() or PurePosixPath(path).is_absolute() or os.path.isabs(path) \
+                or ".." in PurePosixPath(path).parts:
+            raise ValueError(f"{path!r} must be a path inside the repository, relative to its root")
+        return path
 
     @model_validator(mode="after")
     def _params_file_editable(self) -> Loop:
@@ -346,6 +404,7 @@ class Config(_Strict):
     loops: dict[str, Loop] = Field(min_length=1)
     github: GitHubSettings = Field(default_factory=GitHubSettings)
     path: str = Field(default=CONFIG_FILE, exclude=True)
+    _text: str = PrivateAttr(default="")  # the file's text, for the line numbers of later checks
 
     def loop(self, name: str | None) -> Loop:
         """The loop called name, or the only one when name is None."""
@@ -385,24 +444,46 @@ def load(path: str | Path) -> Config:
     """Read and validate a config file."""
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except FileNotFoundError:
         raise ConfigError(
             "no such file", path=str(path), hint="run `arl-bot init` to write one"
         ) from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read it: {exc.strerror or exc}", path=str(path),
+                          hint="check that it is a readable file") from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError(f"not UTF-8: byte 0x{raw[exc.start]:02x} cannot be decoded", path=str(path), line=line,
+                          hint="save the file as UTF-8 (YAML's encoding); `iconv -f latin1 -t utf-8` converts it"
+                          ) from None
     return parse(text, str(path))
+
+
+NODE_BUDGET = 100_000  # YAML nodes after aliases are expanded: a real config has hundreds
 
 
 def parse(text: str, path: str = CONFIG_FILE) -> Config:
     """Validate config text; path is only used in messages."""
+    loader = yaml.SafeLoader(text)
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        # Compose first: aliases are still shared nodes there, so an alias bomb ("billion laughs") or a
+        # recursive anchor is found by a bounded walk before construction would expand it.
+        root = loader.get_single_node()
+        _check_expansion(root, path)
+        data = loader.construct_document(root) if root is not None else None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
         problem = getattr(exc, "problem", None) or str(exc)
         raise ConfigError(f"not valid YAML: {problem}", path=path, line=line) from None
+    except RecursionError:  # thousands of nested brackets: PyYAML's composer recurses once per level
+        raise ConfigError("values nested too deeply to read", path=path,
+                          hint="a config nests a few levels; look for a run of unclosed '[' or '{'") from None
+    finally:
+        loader.dispose()
     if not isinstance(data, dict):
         raise ConfigError(
             "expected a mapping with `version` and `loops`", path=path, line=1,
@@ -421,9 +502,109 @@ def parse(text: str, path: str = CONFIG_FILE) -> Config:
             if isinstance(loops[name], dict):
                 loops[name] = {**loops[name], "name": name}
     try:
-        return Config.model_validate({**data, "path": path})
+        cfg = Config.model_validate({**data, "path": path})
     except ValidationError as exc:
         raise _config_error(exc, root, path) from None
+    cfg._text = text
+    for loop in cfg.loops.values():
+        _check_editable(loop, root, path)
+    return cfg
+
+
+def _check_expansion(root: yaml.Node | None, path: str) -> None:
+    """Refuse YAML whose aliases expand past NODE_BUDGET nodes, or that contains itself."""
+    count = 0
+    ancestors: set[int] = set()
+    stack: list[yaml.Node] = []  # the nodes above the one being walked
+
+    def walk(node: yaml.Node) -> None:
+        nonlocal count
+        count += 1
+        if count > NODE_BUDGET:
+            blamed = stack[1] if len(stack) > 1 else node  # the top-level value being expanded
+            raise ConfigError(
+                f"its aliases expand to more than {NODE_BUDGET:,} values", path=path,
+                line=blamed.start_mark.line + 1,
+                hint="a config needs no nested aliases (`*name`) of aliases; write the values out",
+            )
+        if id(node) in ancestors:
+            raise ConfigError("an alias refers to the anchor it is inside (a value that contains itself)",
+                              path=path, line=node.start_mark.line + 1,
+                              hint="an alias (`*name`) may only refer to an anchor (`&name`) outside it")
+        if isinstance(node, yaml.MappingNode | yaml.SequenceNode):
+            ancestors.add(id(node))
+            stack.append(node)
+            for child in node.value:
+                for item in child if isinstance(child, tuple) else (child,):
+                    walk(item)
+            stack.pop()
+            ancestors.discard(id(node))
+
+    if root is not None:
+        walk(root)
+
+
+def _example_path(pattern: str) -> str:
+    """A path the glob matches, named so no protected glob can mean it unless it covers all such paths."""
+    probe = "arl-probe"
+    out = []
+    for part in re.split(r"(\*\*|\*|\?|\[[^\]]*\])", pattern):
+        if part in ("**", "*"):
+            out.append(f"{probe}/{probe}" if part == "**" else probe)
+        elif part == "?":
+            out.append("q")
+        elif part.startswith("[") and part.endswith("]") and len(part) > 1:
+            out.append(next((c for c in "qz_0" if globs.matches(c, part)), "q"))
+        else:
+            out.append(part)
+    return "".join(out)
+
+
+def _check_editable(loop: Loop, root: yaml.Node | None, path: str) -> None:
+    """Refuse a loop whose agent could change nothing: every edit would be thrown away as invalid."""
+    if any(not globs.matches_any(_example_path(pattern), loop.all_protected) for pattern in loop.editable):
+        return
+    if all(globs.matches_any(_example_path(p), ALWAYS_PROTECTED) for p in loop.editable):
+        message = f"`editable` names only {CONFIG_FILE}, which the agent may never change"
+    else:
+        message = "every `editable` glob is covered by `protected`"
+    loc = ("loops", loop.name, "editable")
+    raise ConfigError(f"{message}: the agent could change nothing, and every experiment would be invalid",
+                      path=path, line=_line_of(root, loc), key=".".join(loc),
+                      hint="list the files the agent should improve under `editable`, and only the "
+                      "evaluation's under `protected`")
+
+
+def _host_memory_mb() -> int | None:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") // (1024 * 1024)
+    except (ValueError, OSError):
+        return None
+
+
+def _host_pid_max() -> int | None:
+    try:
+        return int(Path("/proc/sys/kernel/pid_max").read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def check_host(cfg: Config, loop: Loop) -> None:
+    """Refuse sandbox limits this machine cannot grant (run where the loop runs: the gate's host differs)."""
+    memory, pids = _host_memory_mb(), _host_pid_max()
+    settings = loop.sandbox_settings
+    for phase_name, phase in (("agent", settings.agent), ("evaluation", settings.evaluation)):
+        problems = []
+        if memory is not None and phase.memory_mb is not None and phase.memory_mb > memory:
+            problems.append(("memory_mb", f"{phase.memory_mb} MB is more than this machine's {memory} MB of RAM"))
+        if pids is not None and phase.processes is not None and phase.processes > pids:
+            problems.append(("processes", f"{phase.processes} is more than the kernel allows ({pids}, "
+                                          "/proc/sys/kernel/pid_max)"))
+        for key, message in problems:
+            loc = ("loops", loop.name, "sandbox", phase_name, key)
+            root = yaml.compose(cfg._text, Loader=yaml.SafeLoader) if cfg._text else None
+            raise ConfigError(f"{message}: the sandbox cannot grant it", path=cfg.path, line=_line_of(root, loc),
+                              key=".".join(loc), hint="lower it, or run the loop on a bigger machine")
 
 
 def _config_error(exc: ValidationError, root: yaml.Node | None, path: str) -> ConfigError:
@@ -438,13 +619,13 @@ def _config_error(exc: ValidationError, root: yaml.Node | None, path: str) -> Co
         hint = _known_keys_hint(loc)
     elif kind == "missing":
         message = f"missing required key {loc[-1]!r}"
-        hint = None
+        hint = "`arl-bot init` writes a commented example with every required key"
     else:
         message = error["msg"].removeprefix("Value error, ")
         got = error.get("input")
         if kind.endswith("_type") or kind.startswith("literal"):
-            message = f"{message} (got {json.dumps(got, default=str)})"
-        hint = _hint_for(loc)
+            message = f"{message} (got {json.dumps(got, default=str)[:80]})"
+        hint = _hint_for(loc) or "`arl-bot schema` prints what every key accepts"
     return ConfigError(message, path=path, line=_line_of(root, loc), key=key, hint=hint)
 
 
@@ -482,6 +663,9 @@ def _hint_for(loc: tuple[int | str, ...]) -> str | None:
         "sandbox": "use `bubblewrap`, `docker` or `none`",
         "version": "the only version is 1",
         "rule": "use `mean`, `sigma` or `welch`",
+        "kind": "kinds come from installed plugins (entry points `arl_bot.agents`); check the spelling",
+        "instructions": "e.g. instructions: AGENT.md (a file in the repository)",
+        "timeout": f"seconds, at most {TIMEOUT_MAX:.0f} (30 days)",
     }.get(last)
 
 

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal, TextIO
 from .evaluate import Evaluator, SeedResult
 from .prbody import fmt
 from .record import Attempt
+from .sanitize import terminal_text
 
 if TYPE_CHECKING:
     from .loop import Session
@@ -25,8 +26,9 @@ CLEAR = "\r\x1b[2K"  # carriage return, then erase the whole line (ECMA-48 EL 2)
 
 
 def one_line(text: str) -> str:
-    """Agent text on one line: a newline could start a forged `::workflow-command::` in a CI log."""
-    return " ".join(text.split())
+    """Agent text on one line and inert: a newline could start a forged `::workflow-command::` in a CI log,
+    and an escape sequence could clear the terminal, retitle it or rewrite what was printed."""
+    return " ".join(terminal_text(text).split())
 
 
 def clock(seconds: float) -> str:
