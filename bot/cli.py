@@ -27,10 +27,9 @@ def _config(args: argparse.Namespace, repo: Git) -> config.Config:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run experiments on a loop."""
-    from .evaluate import get_evaluator
     from .loop import RunOptions, Session
     from .prbody import BodyContext, render
-    from .progress import SeedReporter, choose
+    from .progress import choose
     from .sandbox import choose_sandbox
     from .sandbox.none import WARNING
 
@@ -42,7 +41,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     sandbox = choose_sandbox(loop)
     session = Session(repo, cfg, loop, RunOptions(experiments=args.experiments, dry_run=args.dry_run,
                                                   remote=args.remote), sandbox=sandbox,
-                      evaluator=SeedReporter(get_evaluator(loop, sandbox), printer), listeners=[printer])
+                      listeners=[printer])
     if not session.sandbox.isolated:
         session.warn(WARNING)
     summary = session.run()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import re
@@ -74,6 +75,12 @@ class Evaluator(ABC):
     @abstractmethod
     def evaluate(self, tree: Path, seed: int, scratch: Path) -> SeedResult:
         """Evaluate tree with seed; scratch is an empty folder outside the tree for outputs."""
+
+    def using(self, sandbox: Sandbox) -> Evaluator:
+        """A shallow copy that runs under sandbox; self is unchanged (the measurer binds services so)."""
+        bound = copy.copy(self)
+        bound.sandbox = sandbox
+        return bound
 
 
 def get_evaluator(loop: Loop, sandbox: Sandbox) -> Evaluator:

@@ -21,7 +21,7 @@ from . import decide, diffcheck, process, prompt, safefile, validate
 from .agents import Agent, AgentTask, get_agent
 from .config import Config, Loop
 from .errors import ArlError, Interrupted, RecordError
-from .evaluate import Evaluator, Measurement, get_evaluator
+from .evaluate import Evaluator, Measurement, SeedResult, get_evaluator
 from .git import Git
 from .globs import matches_any
 from .lock import LoopLock
@@ -97,7 +97,8 @@ class Session:
         self.sandbox = sandbox or choose_sandbox(loop)
         self.agent = agent or get_agent(loop, self.sandbox)
         self.evaluator = evaluator or get_evaluator(loop, self.sandbox)
-        self.measurer = Measurer(loop, self.evaluator)  # seeds, noise, keep rule, holdout, services
+        # seeds, noise, keep rule, holdout, services; it reports seeds to the listeners through a callback
+        self.measurer = Measurer(loop, self.evaluator, on_seed=self._seed)
         self.listeners = list(listeners or [])
         self.strategy = Strategy(loop)
         self.state_dir = repo.common_dir / "autoresearch"
@@ -291,7 +292,7 @@ class Session:
         self._mark_inflight(number, "baseline")
         self._restore_protected(tree, record.meta.base_sha)  # a baseline too is judged by the base's code
         self._phase(number, "evaluating baseline")
-        measurement, measured = self.measurer.baseline(tree.root)
+        measurement, measured = self.measurer.baseline(tree.root, record.meta.base_sha)
         ok = measurement.metric is not None
         first = record.baseline is None
         description = "baseline" if first else f"re-measured {head[:8]}: the branch moved outside the loop"
@@ -406,7 +407,8 @@ class Session:
     def _measure(self, number: int) -> Measurement:
         record, tree = self._ready()
         self._restore_protected(tree, record.meta.base_sha)
-        return self.measurer.measure(tree.root, list(self.loop.evaluate.seeds))  # services up, seeds in parallel
+        # services up (from the base's files), seeds in parallel
+        return self.measurer.measure(tree.root, list(self.loop.evaluate.seeds), record.meta.base_sha)
 
     def _restore_protected(self, tree: Git, base_sha: str) -> None:
         """Make every protected path the base's, so the evaluation code is always the base's.
@@ -507,6 +509,13 @@ class Session:
             on_warning = getattr(listener, "on_warning", None)
             if on_warning is not None:
                 on_warning(self, text)
+
+    def _seed(self, seed: int, result: SeedResult | None) -> None:
+        """Tell listeners that have `on_seed(seed)` / `on_seed_done(seed, error)` (the terminal's printer)."""
+        for listener in self.listeners:
+            handler = getattr(listener, "on_seed" if result is None else "on_seed_done", None)
+            if handler is not None:
+                handler(seed) if result is None else handler(seed, result.error)
 
     def _phase(self, experiment: int, phase: str) -> None:
         self._emit("on_phase", experiment, phase)

@@ -8,10 +8,8 @@ import sys
 import threading
 import time
 from collections.abc import Mapping
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, TextIO
+from typing import TYPE_CHECKING, Literal, TextIO
 
-from .evaluate import Evaluator, SeedResult
 from .prbody import fmt
 from .record import Attempt
 from .sanitize import terminal_text
@@ -229,28 +227,6 @@ class StatusLine(LinePrinter):
                 self.stream.write(CLEAR)
                 self.stream.flush()
                 self._drawn = False
-
-
-class SeedReporter(Evaluator):
-    """Wraps the loop's evaluator to tell the printer when each seed starts and ends.
-
-    Pass it to Session(evaluator=...): the session hands its evaluator to the measurer when it is built.
-    """
-
-    def __init__(self, inner: Evaluator, printer: LinePrinter) -> None:
-        super().__init__(inner.loop, inner.sandbox)
-        self.inner = inner
-        self.printer = printer
-
-    def evaluate(self, tree: Path, seed: int, scratch: Path) -> SeedResult:
-        """Evaluate through the wrapped evaluator, reporting around it."""
-        self.printer.on_seed(seed)
-        result = self.inner.evaluate(tree, seed, scratch)
-        self.printer.on_seed_done(seed, result.error)
-        return result
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.inner, name)
 
 
 def choose(mode: str = "auto", stream: TextIO | None = None, env: Mapping[str, str] | None = None) -> LinePrinter:

@@ -6,7 +6,7 @@ import dataclasses
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +28,9 @@ class ServiceError(ArlError):
 
     def __init__(self, name: str, problem: str, log: str) -> None:
         super().__init__(f"service {name!r} {problem}",
-                         hint="run its command by hand on the runner, or raise `services[].timeout`")
+                         hint="run its command by hand on the runner, or raise `services[].timeout`; it runs in "
+                              "a copy of the base commit's protected and non-editable files, so a file it "
+                              "needs must be committed there and match no `editable` glob")
         self.name = name
         self.log = log
 
@@ -88,7 +90,11 @@ class Services:
 
     @contextmanager
     def up(self, cwd: Path, logs: Path) -> Iterator[dict[str, str]]:
-        """Start every service in order and wait until each is ready; stop them all on exit."""
+        """Start every service in order and wait until each is ready; stop them all on exit.
+
+        cwd is trusted: the measurer writes it from the base commit's objects (bot/trusted.py), never
+        the agent's tree, so nothing the agent wrote sits beside a service's script or on its path.
+        """
         if not self.specs:
             yield {}
             return
@@ -115,8 +121,9 @@ class Services:
         extra = {k: v.replace("{port}", fill) for k, v in spec.env.items()}
         log_path = logs / f"{spec.name}.log"
         with log_path.open("wb") as log:
-            # The service is config, not agent output: it runs on the host, outside the sandbox, with
-            # the same secret-free environment an evaluation gets (plus its own variables).
+            # The service is config, not agent output: it runs on the host, outside the sandbox, in the
+            # trusted copy, with the same secret-free environment an evaluation gets (plus its own
+            # variables; no PYTHONPATH: the allowlist drops it, so no path leads into the agent's tree).
             proc = subprocess.Popen(
                 ["/bin/sh", "-c", command], cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL, env=policy.base_env(logs, extra), start_new_session=True,
@@ -167,12 +174,15 @@ class Services:
 
 
 class ServiceSandbox(Sandbox):
-    """Wraps the evaluation's sandbox so an evaluation sees the services' variables and can reach them."""
+    """Wraps the evaluation's sandbox so an evaluation sees the services' variables and can reach them.
 
-    def __init__(self, inner: Sandbox, services: Services) -> None:
+    Built per measurement with the variables of the services that measurement started.
+    """
+
+    def __init__(self, inner: Sandbox, env: Mapping[str, str]) -> None:
         super().__init__(getattr(inner, "settings", None))
         self.inner = inner
-        self.services = services
+        self.env = dict(env)
         self.name = inner.name
         self.isolated = inner.isolated
 
@@ -183,9 +193,9 @@ class ServiceSandbox(Sandbox):
 
     def run(self, argv: list[str], *, cwd: Path, policy: Policy, timeout: float,
             stdin: str | None = None) -> ProcessResult:
-        """Run argv under the inner sandbox, with the services' environment while they are up."""
-        if policy.phase == "evaluation" and self.services.env:
+        """Run argv under the inner sandbox, with the services' environment."""
+        if policy.phase == "evaluation" and self.env:
             # Services listen on the host's loopback: an evaluation in a network namespace of its
             # own could not reach them, so with services up it shares the host's network.
-            policy = dataclasses.replace(policy, env={**policy.env, **self.services.env}, network=True)
+            policy = dataclasses.replace(policy, env={**policy.env, **self.env}, network=True)
         return self.inner.run(argv, cwd=cwd, policy=policy, timeout=timeout, stdin=stdin)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -138,3 +140,20 @@ def test_port_open_sees_a_listener() -> None:
         port = sock.getsockname()[1]
         assert port_open(port)
     assert not port_open(port)
+
+
+def test_arl_bot_run_on_a_services_lab_passes_its_baseline_through_the_cli(tmp_path: Path) -> None:
+    # The CLI reports seeds to its printer; that once wrapped the evaluator, and the services'
+    # variables went to the wrapper: the baseline crashed with KeyError AUTORESEARCH_SERVICE_BRIDGE_PORT.
+    pid_file = tmp_path / "bridge.pid"
+    session = _lab(tmp_path, f'{{name: bridge, command: "{PY} svc/bridge.py {{port}} {pid_file}", port: 0}}',
+                   seeds="[1, 2]")
+    result = subprocess.run([sys.executable, "-m", "arl_bot.cli", "run", "--dry-run", "--progress", "plain"],
+                            cwd=session.repo.root, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "experiment 0: evaluating seed 2 (2/2)" in result.stderr  # seeds still reach the printer
+    record = RecordStore(session.repo, "demo").load()
+    assert record is not None
+    assert [a.status for a in record.attempts] == ["baseline", "keep"]
+    assert record.attempts[0].metric == 8.5  # 10 - 1.5 from the bridge
+    assert _gone(pid_file)
