@@ -216,13 +216,36 @@ def cmd_init(args: argparse.Namespace) -> int:
     from .initcmd import init
 
     root = Path(args.repo or ".").resolve()
-    for path in init(root, args.loop or args.task or "main", task=args.task):
+    written, skipped = init(root, args.loop or args.task or "main", task=args.task, action_ref=args.action_ref,
+                            workflow_only=args.workflow_only)
+    for path in written:
         print(f"wrote {path.relative_to(root)}")
+    if skipped:
+        print(f"arl-bot: note: {skipped}", file=sys.stderr)
+    if args.workflow_only:
+        return 0
     if args.task:
         print(f"built-in task {args.task}: train.py is the baseline the agent edits; try it with `arl-bot eval`")
     print("next: edit .autoresearch.yml and AGENT.md, commit them, then `arl-bot run --dry-run`")
-    print("on GitHub: add the secret ANTHROPIC_API_KEY and a self-hosted runner with the `runner:` labels")
+    print("on GitHub: add the secret ANTHROPIC_API_KEY and a self-hosted runner with the `runner:` labels "
+          "(`arl-bot doctor` on the runner checks what it needs)")
     return 0
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """Check this machine can run the research job: Python, bubblewrap, disk, the runner's version."""
+    from .github.runner_check import report
+
+    path: Path | None = Path(args.config) if args.config else None
+    if path is None:
+        try:
+            path = _repo(args).root / config.CONFIG_FILE
+        except ArlError:
+            path = None  # not in a repository: check the machine alone
+    loops = list(config.load(path).loops.values()) if path is not None and path.exists() else None
+    text, ok = report(loops, Path(args.runner_dir) if args.runner_dir else None)
+    print(text)
+    return 0 if ok else 1
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -284,7 +307,18 @@ def build_parser() -> argparse.ArgumentParser:
     init = sub.add_parser("init", parents=[common], help="write .autoresearch.yml, AGENT.md and the workflow")
     init.add_argument("--task", choices=["charlm", "digits"],
                       help="start from a built-in torch task: its train.py, config and instructions")
+    init.add_argument("--action-ref", metavar="SHA",
+                      help="the full commit SHA of arl-bot's action the workflow pins "
+                           "(default: the commit this arl-bot was built from, where known)")
+    init.add_argument("--workflow-only", action="store_true",
+                      help="write only .github/workflows/autoresearch.yml")
     init.set_defaults(handler=cmd_init)
+
+    doctor = sub.add_parser("doctor", parents=[common],
+                            help="check this machine (a self-hosted runner) has what the research job needs")
+    doctor.add_argument("--runner-dir", help="where the Actions runner is installed (e.g. ~/actions-runner): "
+                                             "check its version too")
+    doctor.set_defaults(handler=cmd_doctor)
 
     schema = sub.add_parser("schema", help="print the JSON Schema of .autoresearch.yml")
     schema.set_defaults(handler=cmd_schema)

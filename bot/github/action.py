@@ -16,6 +16,7 @@ from .context import Context
 from .feedback import failure
 from .gitauth import git_token
 from .outputs import Order, annotate, write_outputs
+from .runner_check import phase_problem
 
 PHASES = ("gate", "research", "all")
 TRUE = ("1", "true", "yes", "on")
@@ -31,6 +32,9 @@ def main(env: Mapping[str, str] | None = None, cwd: Path | None = None) -> int:
         if phase not in PHASES:
             raise events.EventError(f"ARL_PHASE {phase[:20]!r} is not one of {', '.join(PHASES)}",
                                     hint="use gate, research or all")
+        refused = phase_problem(phase, env.get("GITHUB_EVENT_NAME", ""), env.get("RUNNER_ENVIRONMENT", ""))
+        if refused:
+            raise events.EventError(refused, hint="set `phase: gate` in this job and add a research job")
         ctx = _context(env, cwd or Path.cwd(), token)
         with git_token(ctx.event.server_url, token):
             return _run(ctx, phase)

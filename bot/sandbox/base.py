@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..config import Loop, SandboxSettings
+from ..errors import ArlError
 from ..process import ProcessResult
 from ..registry import available, load_plugin
 
@@ -78,13 +79,32 @@ def limit_note(result: ProcessResult) -> str:
     return notes[-1].removeprefix(NOTE_PREFIX) if notes else ""
 
 
-def choose_sandbox(loop: Loop) -> Sandbox:
-    """The loop's sandbox; by default bubblewrap where it is installed and registered, else none."""
+class SandboxRequired(ArlError):
+    """No sandbox is available and the loop did not say `sandbox: none`, where isolation is required."""
+
+    def __init__(self, loop: str) -> None:
+        super().__init__(
+            f"loop {loop!r} would run its agent and evaluation without a sandbox: `bwrap` is not installed "
+            "here, and this process holds the GitHub token that can push to your repository",
+            hint="install bubblewrap on the runner (sudo apt-get install bubblewrap; on Ubuntu 24.04 also "
+                 "sudo sysctl -w kernel.apparmor_restrict_unprivileged_userns=0), choose `sandbox: docker`, "
+                 "or accept the risk with `sandbox: none` in the loop's config")
+        self.loop = loop
+
+
+def choose_sandbox(loop: Loop, *, require_isolation: bool = False) -> Sandbox:
+    """The loop's sandbox; by default bubblewrap where it is installed and registered, else none.
+
+    With require_isolation (the Action: the process holds a write token), falling back to none is refused;
+    only an explicit `sandbox: none` runs unisolated.
+    """
     settings = loop.sandbox_settings
     if settings.kind is not None:
         return get_sandbox(settings.kind, settings)
     if shutil.which("bwrap") and "bubblewrap" in available("arl_bot.sandboxes"):
         return get_sandbox("bubblewrap", settings)
+    if require_isolation:
+        raise SandboxRequired(loop.name)
     return get_sandbox("none", settings)
 
 
