@@ -12,6 +12,7 @@ from . import __version__, config, results
 from .errors import ArlError
 from .git import Git
 from .record import Record
+from .sanitize import terminal_text
 from .store import RecordStore, record_ref
 
 Handler = Callable[[argparse.Namespace], int]
@@ -50,10 +51,10 @@ def cmd_run(args: argparse.Namespace) -> int:
         ctx = BodyContext(loop=loop.name, goal=loop.metric.goal, metric=loop.metric.name,
                           sandbox_warning="" if session.sandbox.isolated else WARNING)
         print("=" * 30 + " pull-request body (dry run: not posted) " + "=" * 30)
-        print(render(record, ctx))
+        print(terminal_text(render(record, ctx)))
     best = record.best
     print(f"{loop.name}: {len(summary.attempts)} attempts this run, {summary.kept} kept; "
-          f"best {loop.metric.name} = {best.metric if best else None}; stopped: {summary.reason}",
+          f"best {loop.metric.name} = {best.metric if best else None}; stopped: {terminal_text(summary.reason)}",
           file=sys.stderr)
     print(f"research branch: {loop.branch}   history: arl-bot results --loop {loop.name}", file=sys.stderr)
     return 0
@@ -84,7 +85,9 @@ def cmd_results(args: argparse.Namespace) -> int:
         if record.attempt(args.diff) is None:
             raise ArlError(f"loop {name!r} has no experiment {args.diff}",
                            hint=f"experiments run from 0 to {record.next_experiment - 1}")
-        sys.stdout.write(store.diff(args.diff))
+        patch = store.diff(args.diff)
+        # The agent wrote these lines: a terminal gets them inert, a pipe or file gets the patch as it is.
+        sys.stdout.write(terminal_text(patch) if sys.stdout.isatty() else patch)
         return 0
     formatter = {"table": results.as_table, "json": results.as_json, "tsv": results.as_tsv,
                  "karpathy": results.as_karpathy}[args.format]
@@ -183,7 +186,8 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
             else:
                 print(f"sample {args.sample!r} across the loop ({len(rows)} attempts stored it):")
                 for row in rows:
-                    print(f"  {row['experiment']:>5}  {row['status']:<9} {row['score']!s:>12}  {row['error']}")
+                    print(f"  {row['experiment']:>5}  {row['status']:<9} {row['score']!s:>12}  "
+                          f"{terminal_text(str(row['error']))}")
             return 0 if rows else 1
         attempt = diagnose.latest_with_samples(record, args.experiment)
         if attempt is None or not diagnose.stored(attempt):
@@ -335,7 +339,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return handler(args)
     except ArlError as exc:
-        print(f"arl-bot: error: {exc}", file=sys.stderr)
+        print(f"arl-bot: error: {terminal_text(str(exc))}", file=sys.stderr)  # errors can quote agent text
         return exc.exit_code
     except KeyboardInterrupt:
         print("arl-bot: interrupted", file=sys.stderr)

@@ -24,8 +24,9 @@ CLEAR = "\r\x1b[2K"  # carriage return, then erase the whole line (ECMA-48 EL 2)
 
 
 def one_line(text: str) -> str:
-    """Agent text on one line and inert: a newline could start a forged `::workflow-command::` in a CI log,
-    and an escape sequence could clear the terminal, retitle it or rewrite what was printed."""
+    """Agent text on one line, with nothing a terminal or a CI log acts on."""
+    # A newline could start a forged `::workflow-command::` in a CI log; an escape sequence could clear
+    # the terminal, retitle it or rewrite what was printed before.
     return " ".join(terminal_text(text).split())
 
 

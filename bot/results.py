@@ -7,6 +7,7 @@ import json
 
 from .prbody import fmt
 from .record import Attempt, Meta, Note, Record
+from .sanitize import terminal_text
 
 COLUMNS = ("experiment", "status", "metric", "delta", "sha", "cost_usd", "description", "reason")
 
@@ -30,25 +31,31 @@ def as_json(record: Record) -> str:
     }, indent=2, sort_keys=True)
 
 
+def _flat(text: object) -> str:
+    """Agent text as one field: tabs, newlines and anything a terminal acts on become spaces or go."""
+    return " ".join(terminal_text(str(text)).split())
+
+
 def as_tsv(record: Record) -> str:
     """Tab-separated, one attempt a line, with a header; tabs and newlines in text become spaces."""
     lines = ["\t".join(COLUMNS)]
     for row in as_rows(record):
-        lines.append("\t".join("" if row[c] is None else " ".join(str(row[c]).split()) for c in COLUMNS))
+        lines.append("\t".join("" if row[c] is None else _flat(row[c]) for c in COLUMNS))
     return "\n".join(lines) + "\n"
 
 
 def as_table(record: Record) -> str:
-    """A fixed-width table for a terminal."""
+    """A fixed-width table for a terminal: every text from the record printed inert, one line each."""
     header = f"{'#':>5}  {'status':<11} {'metric':>12} {'delta':>11}  {'commit':<8}  description"
-    lines = [f"loop {record.meta.loop}: {record.meta.metric} ({record.meta.goal}), "
-             f"base {record.meta.base_branch}@{record.meta.base_sha[:8]}", header, "-" * len(header)]
+    meta = record.meta
+    lines = [_flat(f"loop {meta.loop}: {meta.metric} ({meta.goal}), base {meta.base_branch}@{meta.base_sha[:8]}"),
+             header, "-" * len(header)]
     for a in record.attempts:
         delta = f"{a.delta:+.4g}" if a.delta is not None and a.status != "baseline" else ""
         text = a.description if a.status not in ("crash", "invalid", "interrupted") else \
             f"{a.description} [{a.reason}]"
-        lines.append(f"{a.experiment:>5}  {a.status:<11} {fmt(a.metric):>12} {delta:>11}  "
-                     f"{(a.sha or '')[:8]:<8}  {' '.join(text.split())[:90]}")
+        lines.append(f"{a.experiment:>5}  {_flat(a.status):<11} {fmt(a.metric):>12} {delta:>11}  "
+                     f"{_flat((a.sha or '')[:8]):<8}  {_flat(text)[:90]}")
     best = record.best
     counts = record.counts()
     lines.append("-" * len(header))
@@ -56,7 +63,7 @@ def as_table(record: Record) -> str:
                  ", ".join(f"{n} {s}" for s, n in counts.items() if n) +
                  f"; cost ${record.total_cost:.2f}")
     if record.stop_reason:
-        lines.append(f"last run stopped: {record.stop_reason}")
+        lines.append(f"last run stopped: {_flat(record.stop_reason)}")
     return "\n".join(lines) + "\n"
 
 
@@ -117,6 +124,6 @@ def as_karpathy(record: Record) -> str:
             f"{a.metric:.6f}" if measured and a.metric is not None else "0.000000",
             f"{memory_gb(a):.1f}" if measured else "0.0",
             status,
-            " ".join(text.split()),  # one line, no tabs: a tab would shift every later column
+            _flat(text),  # one line, no tabs: a tab would shift every later column
         )))
     return "\n".join(lines) + "\n"
