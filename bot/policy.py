@@ -37,23 +37,28 @@ def agent_policy(tree: Path, workdir: Path, extra_env: dict[str, str]) -> Policy
 
     workdir is outside the tree: it holds the prompt file and the agent's HOME. The tree's `.git` file
     stays read-only: pointed elsewhere, it would hand the bot's own git commands a config (hooks,
-    fsmonitor) the agent wrote, and the repository's git directory, with the record, is read-only too.
+    fsmonitor) the agent wrote. The repository's git directory is hidden: it holds the record, and with
+    it the holdout's results, in objects no ref filter could keep apart; so git does not work in the tree.
     """
     home = workdir / "home"
     home.mkdir(parents=True, exist_ok=True)
     return Policy(phase="agent", writable=(tree, workdir), network=True, env=base_env(home, extra_env),
-                  readable=git_dirs(tree), readonly=(tree / ".git",))
+                  readonly=(tree / ".git",), hidden=_outermost(git_dirs(tree)))
 
 
 def evaluation_policy(tree: Path, scratch: Path, extra_env: dict[str, str]) -> Policy:
-    """The evaluation reads the tree and writes only its scratch dir; no secrets, no network."""
+    """The evaluation reads the tree and writes only its scratch dir; no secrets, no network.
+
+    It runs the agent's code, which could copy the record's holdout results into its log: the git
+    directory is hidden here too.
+    """
     return Policy(phase="evaluation", writable=(scratch,), network=False,
-                  env=base_env(scratch, extra_env), readable=(tree,))
+                  env=base_env(scratch, extra_env), readable=(tree,), hidden=_outermost(git_dirs(tree)))
 
 
 def score_policy(source: Path, outputs: Path, result_dir: Path, extra_env: dict[str, str]) -> Policy:
-    """The trusted scorer reads the base's files and the evaluation's outputs, and writes its result."""
-    return Policy(phase="evaluation", writable=(result_dir,), network=False,
+    """The trusted scorer reads the base's files, the outputs and `sandbox.score_only`; it writes its result."""
+    return Policy(phase="score", writable=(result_dir,), network=False,
                   env=base_env(result_dir, extra_env), readable=(source, outputs))
 
 
@@ -74,3 +79,8 @@ def git_dirs(tree: Path) -> tuple[Path, ...]:
     except OSError:
         return (gitdir,)
     return (common, gitdir)
+
+
+def _outermost(paths: tuple[Path, ...]) -> tuple[Path, ...]:
+    """paths without those inside another: a hidden folder is a read-only mount nothing more can go into."""
+    return tuple(p for p in paths if not any(p != q and p.is_relative_to(q) for q in paths))

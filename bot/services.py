@@ -21,6 +21,8 @@ from .sandbox import Policy, Sandbox
 POLL_S = 0.05  # between readiness checks
 READY_COMMAND_TIMEOUT_S = 10.0  # one run of a readiness command
 LOG_TAIL = 4_000  # characters of a service's log that go into a crash reason
+# Heads every service log in a crash: a script the agent may edit is not in the copy, and says so here.
+WHERE = "(the service ran in a copy of the base commit's protected and non-editable files)\n"
 
 
 class ServiceError(ArlError):
@@ -50,8 +52,8 @@ class Running:
         try:
             text = self.log_path.read_text(encoding="utf-8", errors="replace")
         except OSError:
-            return ""
-        return text[-LOG_TAIL:]
+            text = ""
+        return WHERE + text[-LOG_TAIL:]
 
     def dead(self) -> str | None:
         """Why the service is gone, or None while it runs."""

@@ -33,7 +33,7 @@ class Limits:
 class Policy:
     """What one phase (agent or evaluation) may do."""
 
-    phase: str  # "agent" or "evaluation"
+    phase: str  # "agent", "evaluation" or "score" (the trusted scorer: evaluation settings, sees score_only)
     writable: tuple[Path, ...]  # everything else is read-only
     network: bool
     env: dict[str, str]  # the whole environment the child sees
@@ -56,11 +56,15 @@ class Sandbox(ABC):
         """policy with the loop's `sandbox:` settings for its phase applied (network, limits, hidden)."""
         phase = self.settings.agent if policy.phase == "agent" else self.settings.evaluation
         hidden = tuple(Path(os.path.expanduser(p)) for p in (*DEFAULT_HIDDEN, *self.settings.hidden))
+        # `score_only` (labels): hidden from the agent and the pipeline, readable by the trusted scorer alone
+        score_only = tuple(Path(os.path.expanduser(p)) for p in self.settings.score_only)
+        scorer = policy.phase == "score"
         return replace(
             policy,
             network=policy.network if phase.network is None else phase.network,
             limits=Limits(phase.memory_mb, phase.cpu_seconds, phase.processes),
-            hidden=(*policy.hidden, *hidden),
+            readable=(*policy.readable, *(score_only if scorer else ())),
+            hidden=(*policy.hidden, *hidden, *(() if scorer else score_only)),
         )
 
     @abstractmethod
