@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 from arl_bot import config
 from arl_bot.errors import ArlError, ConfigError
+from arl_bot.evaluate import get_evaluator
 from arl_bot.loop import RunOptions, Session
+from arl_bot.measurer import Measurer
 from arl_bot.services import port_open
 from arl_bot.store import RecordStore
 
@@ -157,3 +159,27 @@ def test_arl_bot_run_on_a_services_lab_passes_its_baseline_through_the_cli(tmp_p
     assert [a.status for a in record.attempts] == ["baseline", "keep"]
     assert record.attempts[0].metric == 8.5  # 10 - 1.5 from the bridge
     assert _gone(pid_file)
+
+
+def test_the_measurer_never_changes_the_evaluator_it_is_given(tmp_path: Path) -> None:
+    pid_file = tmp_path / "bridge.pid"
+    session = _lab(tmp_path, f'{{name: bridge, command: "{PY} svc/bridge.py {{port}} {pid_file}", port: 0}}')
+    evaluator = get_evaluator(session.loop, session.sandbox)
+    sandbox = evaluator.sandbox
+    measurement = Measurer(session.loop, evaluator).measure(session.repo.root, [1])
+    assert measurement.metric == 8.5  # the services' variables reached the evaluation...
+    assert evaluator.sandbox is sandbox  # ...through a copy bound to this measurement, not the evaluator
+
+
+def test_a_service_runs_from_the_base_commits_files_with_their_modes_and_links(tmp_path: Path) -> None:
+    pid_file = tmp_path / "bridge.pid"
+    start = f"#!/bin/sh\nexec {PY} svc/bridge.py \"$1\" {pid_file}\n"
+    cfg = noisy_config(seeds="[1]", command=f"{PY} eval/device.py", budget="{experiments: 1}",
+                       loop='services:\n  - {name: bridge, command: "./svc/start {port}", port: 0}')
+    lab = noisy_lab(tmp_path, ["8"], cfg, files={"eval/device.py": EVAL_DEVICE, "svc/bridge.py": SERVER,
+                                                  "svc/start.sh": start})
+    (lab.root / "svc/start.sh").chmod(0o755)
+    (lab.root / "svc/start").symlink_to("start.sh")
+    lab.commit_all("an executable start script behind a link")
+    summary = Session(lab.repo, lab.config(), lab.loop(), RunOptions(dry_run=True)).run()
+    assert [a.metric for a in summary.record.attempts] == [8.5, 6.5]
