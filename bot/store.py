@@ -4,7 +4,7 @@ Layout of `refs/autoresearch/<loop>/record` (a chain of commits, one per appende
 
     meta.json                        where the loop started
     attempts/<shard>/<NNNNNN>.json   one file per attempt
-    diffs/<shard>/<NNNNNN>.patch     the attempt's diff, kept or not
+    diffs/<shard>/<NNNNNN>.patch     the attempt's diff, kept or not (capped: see shorten_patch)
     notes/<shard>/<NNNNNN>.json      run starts and ends, redirects, pauses
 
 Shards of 1,000 keep every tree small, so appending costs the same at attempt 10 and 10,000.
@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 from pathlib import Path
 
 from .errors import GitError, RecordError
@@ -22,6 +23,13 @@ from .git import BLOB_MODE, TREE_MODE, Git, identity_env
 from .record import Attempt, Meta, Note, Record
 
 SHARD = 1000
+PATCH_FILE_LIMIT = 1_000_000  # bytes of one file's diff kept in the record; larger ones are listed
+PATCH_LIMIT = 10_000_000  # bytes of one attempt's diff kept in the record
+# GitHub refuses any push with a blob over 100 MB, for good (and warns at 50 MB): no record file may come near.
+ENTRY_LIMIT = 20_000_000  # bytes of one attempt's JSON; past it, its logs are cut to their tails
+LOG_TAIL = 100_000  # characters of each log kept when an entry is cut
+_SECTION = re.compile(r"^diff --git ", re.MULTILINE)
+_INDEX = re.compile(r"^index [0-9a-f]+\.\.([0-9a-f]+)", re.MULTILINE)
 
 
 def record_ref(loop: str) -> str:
@@ -139,11 +147,65 @@ class RecordStore:
         return Record(meta=meta)
 
     def append_attempt(self, attempt: Attempt, patch: str) -> None:
-        """Add one attempt and its diff."""
-        files = {_shard_path("attempts", attempt.experiment, ".json"): attempt.to_json().encode()}
+        """Add one attempt and its diff (shortened to fit the record; see shorten_patch)."""
+        body = attempt.to_json().encode()
+        if len(body) > ENTRY_LIMIT:
+            attempt = dataclasses.replace(
+                attempt, agent_log=attempt.agent_log[-LOG_TAIL:], eval_log=attempt.eval_log[-LOG_TAIL:],
+                extra={**attempt.extra, "record_cut": f"logs cut to their last {LOG_TAIL:,} characters "
+                                                      f"(the entry was {len(body):,} bytes)"})
+            body = attempt.to_json().encode()
+        files = {_shard_path("attempts", attempt.experiment, ".json"): body}
         if patch:
-            files[_shard_path("diffs", attempt.experiment, ".patch")] = patch.encode()
+            kept = attempt.sha if attempt.status in ("keep", "baseline") else None
+            files[_shard_path("diffs", attempt.experiment, ".patch")] = self.shorten_patch(patch, kept).encode()
         self._write(files, f"experiment {attempt.experiment}: {attempt.status}")
+
+    def shorten_patch(self, patch: str, commit: str | None) -> str:
+        """The patch with each file's diff over PATCH_FILE_LIMIT (or past PATCH_LIMIT in all) listed instead.
+
+        One 110 MB file made a 149 MB record entry (a binary diff is base85) that GitHub refuses for ever.
+        A listed file keeps its path, size and blob SHA (enough to audit it, and to fetch it while the
+        object lasts); for a keep the commit holds the whole tree anyway, and the note says which.
+        """
+        if len(patch) <= PATCH_FILE_LIMIT // 4:  # even at 4 bytes a character, within every limit
+            return patch
+        starts = [m.start() for m in _SECTION.finditer(patch)] or [0]
+        ends = [*starts[1:], len(patch)]
+        head, sections = patch[: starts[0]], [patch[a:b] for a, b in zip(starts, ends, strict=True)]
+        kept: list[str] = []
+        listed: list[str] = []
+        total = len(head)
+        for section in sections:
+            size = len(section.encode("utf-8", "surrogateescape"))
+            if size <= PATCH_FILE_LIMIT and total + size <= PATCH_LIMIT:
+                kept.append(section)
+                total += size
+            else:
+                listed.append(self._listing(section))
+        if not listed:
+            return patch
+        note = [f"# arl-bot: this patch is shortened to fit the record: a file's diff over {PATCH_FILE_LIMIT:,} "
+                f"bytes, or past {PATCH_LIMIT:,} bytes in all, is listed instead of stored.",
+                "# listed (file, size of the new version, blob):"]
+        note += [f"#   {line}" for line in listed]
+        if commit:
+            note.append(f"# the whole change is commit {commit}: `git show --binary {commit}`")
+        return "\n".join(note) + "\n" + head + "".join(kept)
+
+    def _listing(self, section: str) -> str:
+        """One line naming a file left out of a patch: its header, its new size and blob."""
+        title = section.split("\n", 1)[0].removeprefix("diff --git ")
+        binary = "GIT binary patch" in section or "Binary files " in section
+        found = _INDEX.search(section)
+        blob = found.group(1) if found else ""
+        if not blob or not blob.strip("0"):
+            return f"{title}  (deleted; diff of {len(section):,} bytes)"
+        try:
+            size = f"{int(self.git.run('cat-file', '-s', blob)):,} bytes"
+        except (GitError, ValueError):
+            size = "size unknown"
+        return f"{title}  {size}  blob {blob}{'  (binary)' if binary else ''}"
 
     def append_note(self, note: Note, number: int) -> None:
         """Add a note; number orders notes and must be unique."""

@@ -2,9 +2,49 @@
 
 from __future__ import annotations
 
+import re
+
 from .errors import ArlError, PushRejectedError, RecordError
 from .git import Git
 from .store import record_ref
+
+# What git and GitHub say when a push is refused for a reason a retry cannot fix (matched in git's stderr;
+# git runs with LC_ALL=C). Only a non-fast-forward means someone else pushed first.
+_TOO_LARGE = re.compile(r"File (.+?) is ([\d.]+ [KMG]B); this exceeds GitHub's file size limit of ([\d.]+ [KMG]B)")
+_NO_PERMISSION = ("Permission to", "permission denied", "returned error: 403", "403 Forbidden",
+                  "Authentication failed", "could not read Username", "Write access to repository not granted")
+_PROTECTED = ("GH006", "protected branch hook declined")
+_NON_FAST_FORWARD = ("non-fast-forward", "fetch first", "Updates were rejected because", "stale info",
+                     "atomic push failed")
+
+
+def refusal(remote: str, branch: str, stderr: str) -> ArlError | None:
+    """The real cause of a refused push, as an error to raise, or None when it is a race a retry may win."""
+    said = "; ".join(line.strip() for line in stderr.splitlines() if line.strip().startswith("remote:"))[:400]
+    large = _TOO_LARGE.search(stderr)
+    if large or "GH001" in stderr:
+        what = (f"{large.group(1)} is {large.group(2)}, over GitHub's limit of {large.group(3)} a file" if large
+                else "a file is over GitHub's size limit (GH001)")
+        return ArlError(
+            f"{remote} refused the push of the research branch and record: {what}",
+            hint=f"a file that large can never be pushed to GitHub: a kept experiment on {branch} added it "
+            f"(`git log --stat {branch}` finds which). Remove it from the branch, or keep such files out of "
+            "the repository (.gitignore) or in Git LFS, then run again; the record itself stores only capped diffs")
+    if any(word.lower() in stderr.lower() for word in _NO_PERMISSION):
+        return ArlError(
+            f"{remote} refused the push: no permission to write to it ({said or stderr.strip()[:200]})",
+            hint="the token needs `contents: write` (the workflow's `permissions:`), or the user push access; "
+            "nothing kept is lost (it is in this clone's branch and record)")
+    if any(word in stderr for word in _PROTECTED):
+        return ArlError(
+            f"{remote} refused the push: a branch protection rule covers {branch} ({said})",
+            hint="exempt `autoresearch/*` from the repository's branch protection (or rulesets), then run again")
+    if "pre-receive hook declined" in stderr or ("remote:" in stderr and not any(
+            word in stderr for word in _NON_FAST_FORWARD)):
+        return ArlError(
+            f"{remote} refused the push: its pre-receive hook declined it ({said or stderr.strip()[:200]})",
+            hint="the remote's own checks refused it; its words above say why; nothing kept is lost")
+    return None
 
 
 class Remote:
@@ -56,6 +96,9 @@ class Remote:
         try:
             self.repo.push(self.name, refs)
         except PushRejectedError as exc:
+            hard = refusal(self.name, self.branch_ref, exc.stderr)
+            if hard is not None:
+                raise hard from None
             moved = self._take_in_branch()
             problem = self._catch_up()
             if problem is not None:
@@ -68,10 +111,15 @@ class Remote:
             try:
                 self.repo.push(self.name, refs)
             except PushRejectedError as again:
+                hard = refusal(self.name, self.branch_ref, again.stderr)
+                if hard is not None:
+                    raise hard from None
+                raced = any(word in again.stderr for word in _NON_FAST_FORWARD)
                 raise ArlError(
                     f"{self.name} refused the push of the research branch and record twice: {again.stderr}",
-                    hint="someone else is pushing to the research branch right now; run again to sync, nothing "
-                    "kept is lost (it is in this clone's branch and record)",
+                    hint=("someone else is pushing to the research branch right now; run again to sync, nothing "
+                          "kept is lost (it is in this clone's branch and record)") if raced else
+                    "git's words above say why; nothing kept is lost (it is in this clone's branch and record)",
                 ) from None
         for ours, tracking in ((self.branch_ref, self.tracking_branch),
                                (self.record_ref, self.tracking_record)):

@@ -11,8 +11,10 @@ import pytest
 from arl_bot.git import Git
 from arl_bot.record import Attempt
 from arl_bot.store import RecordStore
+from arl_bot.sync import refusal
 
-from tests.labs import Lab, make_lab
+from tests.github_standin.git_http import GitHttpServer
+from tests.labs import Lab, git, make_lab
 
 REF = "refs/autoresearch/demo/record"
 
@@ -85,3 +87,70 @@ def test_a_value_json_cannot_hold_round_trips_through_the_record() -> None:
     assert "Infinity" not in text and "NaN" not in text
     back = Attempt.from_dict(json.loads(text))
     assert back.extra["keep"]["improvement"] == "-inf" and back.delta == float("inf")
+
+
+BIG_AGENT = """\
+import os
+from pathlib import Path
+Path("model/value.txt").write_text("{value}\\n")
+Path("model/big.bin").write_bytes(os.urandom(1_500_000))  # over the stand-in's lowered per-file limit
+Path(os.environ["AUTORESEARCH_DESCRIPTION_FILE"]).write_text("value {value} and a big file\\n")
+"""
+
+
+def _behind_standin(tmp_path: Path, value: str) -> tuple[Lab, GitHttpServer]:
+    """A lab whose origin is the GitHub stand-in's git server, with GitHub's per-file limit lowered to 1 MB."""
+    lab = make_lab(tmp_path, ["5"], remote=True)
+    lab.use_agent("big_agent.py", BIG_AGENT.format(value=value))
+    lab.git("push", "--quiet", "origin", "main")
+    server = GitHttpServer(tmp_path, "tok", file_limit=1_000_000)
+    return lab, server
+
+
+def test_a_discarded_big_file_leaves_a_record_github_accepts(tmp_path: Path) -> None:
+    lab, server = _behind_standin(tmp_path, "12")  # worse than the baseline's 10: a discard
+    with server:
+        lab.git("remote", "set-url", "origin", server.url.replace("://", "://x-access-token:tok@") + "/remote.git")
+        run = cli(lab, "run", "--experiments", "1", "--progress", "plain")
+        assert run.returncode == 0 and "Traceback" not in run.stderr, run.stderr
+    assert lab.remote is not None
+    assert git(lab.remote, "rev-parse", REF) == lab.git("rev-parse", REF)  # the record landed on "GitHub"
+    sizes = git(lab.remote, "cat-file", "--batch-all-objects", "--batch-check=%(objectsize)").split()
+    assert max(int(size) for size in sizes) < 1_000_000
+    patch = cli(lab, "results", "--diff", "1").stdout
+    assert patch.startswith("# arl-bot: this patch is shortened to fit the record")
+    assert "a/model/big.bin b/model/big.bin  1,500,000 bytes  blob " in patch and "(binary)" in patch
+    assert "+12" in patch  # small text files keep their diff: the change can be read and re-applied
+    assert "the whole change is commit" not in patch  # a discard has no commit
+
+
+def test_a_kept_big_file_github_refuses_is_named_not_blamed_on_another_pusher(tmp_path: Path) -> None:
+    lab, server = _behind_standin(tmp_path, "5")  # better than 10: a keep, committed with its big file
+    with server:
+        lab.git("remote", "set-url", "origin", server.url.replace("://", "://x-access-token:tok@") + "/remote.git")
+        run = cli(lab, "run", "--experiments", "1", "--progress", "plain")
+    assert run.returncode == 1 and "Traceback" not in run.stderr, run.stderr
+    assert "origin refused the push of the research branch and record: model/big.bin is 1.43 MB, over " \
+           "GitHub's limit of 0.95 MB a file" in run.stderr
+    assert "git log --stat refs/heads/autoresearch/demo" in run.stderr
+    assert "someone else" not in run.stderr
+    sha = lab.git("rev-parse", "autoresearch/demo")
+    patch = cli(lab, "results", "--diff", "1").stdout
+    assert f"# the whole change is commit {sha}: `git show --binary {sha}`" in patch
+
+
+@pytest.mark.parametrize("stderr, words", [
+    ("remote: Permission to o/r.git denied to bot.\nfatal: unable to access: The requested URL returned error: 403",
+     "no permission to write"),
+    ("remote: error: GH006: Protected branch update failed for refs/heads/autoresearch/demo.", "branch protection"),
+    ("remote: refusing: we do not take pushes on Fridays\nerror: failed to push some refs", "pre-receive hook"),
+])
+def test_a_push_refused_for_good_says_why(stderr: str, words: str) -> None:
+    error = refusal("origin", "refs/heads/autoresearch/demo", stderr)
+    assert error is not None and words in str(error) and "someone else" not in str(error)
+
+
+def test_only_a_non_fast_forward_is_a_race() -> None:
+    stderr = ("error: atomic push failed for ref refs/heads/autoresearch/demo. status: 5\n"
+              "hint: Updates were rejected because the remote contains work that you do not have locally.")
+    assert refusal("origin", "refs/heads/autoresearch/demo", stderr) is None

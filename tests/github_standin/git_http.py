@@ -4,19 +4,62 @@ from __future__ import annotations
 
 import base64
 import subprocess
+import sys
+import tempfile
+import textwrap
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+FILE_LIMIT = 100 * 1024 * 1024  # GitHub refuses a push carrying any blob larger than this
+# GitHub's pre-receive check, in its own words (docs: "About large files on GitHub").
+SIZE_HOOK = textwrap.dedent("""\
+    import os, subprocess, sys
+    limit = int(os.environ["ARL_STANDIN_FILE_LIMIT"])
+    big = []
+    for line in sys.stdin:
+        old, new, ref = line.split()
+        if new.strip("0"):
+            listed = subprocess.run(["git", "rev-list", "--objects", new, "--not", "--all"], capture_output=True,
+                                    text=True, check=True).stdout.splitlines()
+            paths = {entry.split(" ", 1)[0]: entry.partition(" ")[2] for entry in listed}
+            sizes = subprocess.run(["git", "cat-file", "--batch-check=%(objectname) %(objecttype) %(objectsize)"],
+                                   input="\\n".join(paths) + "\\n", capture_output=True, text=True).stdout
+            for row in sizes.splitlines():
+                sha, kind, size = (row.split() + ["", ""])[:3]  # an empty list answers one "missing" line
+                if kind == "blob" and int(size) > limit:
+                    big.append((paths[sha], int(size)))
+    if big:
+        print("error: Trace: 6a1a6a1a6a1a6a1a6a1a6a1a6a1a6a1a", file=sys.stderr)
+        print("error: See https://gh.io/lfs for more information.", file=sys.stderr)
+        for path, size in big:
+            print(f"error: File {path} is {size / 2**20:.2f} MB; this exceeds GitHub's file size limit of "
+                  f"{limit / 2**20:.2f} MB", file=sys.stderr)
+        print("error: GH001: Large files detected. You may want to try Git Large File Storage - "
+              "https://git-lfs.github.com.", file=sys.stderr)
+        sys.exit(1)
+    """)
+
 
 class GitHttpServer:
     """Serves the bare repositories under root at http://127.0.0.1:PORT/<name>.git; every request needs the token."""
 
-    def __init__(self, root: Path, token: str) -> None:
+    def __init__(self, root: Path, token: str | Callable[[str], bool], *, file_limit: int = FILE_LIMIT) -> None:
+        """token: the one token accepted, or a check (the API stand-in's, so tokens expire there and here alike).
+
+        file_limit: the largest blob a push may carry, GitHub's 100 MB unless a test lowers it.
+        """
         self.root = root
-        self.token = token
+        self.file_limit = file_limit
+        self._hooks = tempfile.TemporaryDirectory(prefix="git-http-hooks-")
+        hook = Path(self._hooks.name) / "pre-receive"
+        hook.write_text(f"#!{sys.executable}\n" + SIZE_HOOK)
+        hook.chmod(0o755)
+        self.token = token if isinstance(token, str) else ""
+        self.check = token if callable(token) else None
         self.requests: list[tuple[str, str, int]] = []  # (method, path, status)
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(self))
         self._server.daemon_threads = True
@@ -34,11 +77,18 @@ class GitHttpServer:
     def __exit__(self, *exc: object) -> None:
         self._server.shutdown()
         self._server.server_close()
+        self._hooks.cleanup()
 
     def authorised(self, header: str) -> bool:
         """GitHub accepts a token as the password of HTTP basic auth (user x-access-token)."""
-        expected = base64.b64encode(f"x-access-token:{self.token}".encode()).decode()
-        return header.strip().lower() == f"basic {expected}".lower() and bool(self.token)
+        scheme, _, encoded = header.strip().partition(" ")
+        try:
+            user, _, token = base64.b64decode(encoded, validate=True).decode().partition(":")
+        except (ValueError, UnicodeDecodeError):
+            return False
+        if scheme.lower() != "basic" or user != "x-access-token" or not token:
+            return False
+        return self.check(token) if self.check is not None else token == self.token
 
 
 def _handler(server: GitHttpServer) -> type[BaseHTTPRequestHandler]:
@@ -58,7 +108,10 @@ def _handler(server: GitHttpServer) -> type[BaseHTTPRequestHandler]:
                    "REMOTE_ADDR": "127.0.0.1", "CONTENT_TYPE": self.headers.get("Content-Type", ""),
                    "CONTENT_LENGTH": str(len(body)), "PATH": "/usr/bin:/bin",
                    "HTTP_CONTENT_ENCODING": self.headers.get("Content-Encoding", ""),
-                   "GIT_PROTOCOL": self.headers.get("Git-Protocol", "")}
+                   "GIT_PROTOCOL": self.headers.get("Git-Protocol", ""),
+                   # GitHub's per-file limit, checked by a pre-receive hook outside the served repositories.
+                   "ARL_STANDIN_FILE_LIMIT": str(server.file_limit), "GIT_CONFIG_COUNT": "1",
+                   "GIT_CONFIG_KEY_0": "core.hooksPath", "GIT_CONFIG_VALUE_0": server._hooks.name}
             out = subprocess.run(["git", "http-backend"], input=body, env=env, capture_output=True).stdout
             head, _, payload = out.partition(b"\r\n\r\n")
             status, headers = 200, []
