@@ -268,10 +268,11 @@ class Session:
                 info = json.loads(self._inflight.read_text())
             except ValueError:
                 info = {}
-            for pgid in info.get("groups", []):
-                # Children of a run killed by SIGKILL: end them before they touch the tree again.
-                if process.group_alive(int(pgid)):
-                    process.kill_group(int(pgid))
+            for entry in info.get("groups", []):
+                # Children of a run killed by SIGKILL: end them before they touch the tree again, but only
+                # groups that are provably still ours (a bare id from an older marker proves nothing).
+                if isinstance(entry, list) and len(entry) == 2 and process.still_ours(int(entry[0]), str(entry[1])):
+                    process.kill_group(int(entry[0]))
             number = int(info.get("experiment", -1))
             if number >= 0 and record.attempt(number) is None and number >= record.next_experiment:
                 head = self._head()
@@ -472,7 +473,7 @@ class Session:
         def track(pgid: int) -> None:
             if self._inflight.exists():
                 info = json.loads(self._inflight.read_text())
-                info["groups"] = [*info.get("groups", []), pgid]
+                info["groups"] = [*info.get("groups", []), [pgid, process.identity(pgid)]]
                 self._inflight.write_text(json.dumps(info))
 
         process.spawn_hooks.append(track)

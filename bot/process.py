@@ -5,19 +5,20 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import os
+import selectors
 import signal
 import subprocess
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
 
 TAIL_BYTES = 8_000  # how much of a log the record keeps
 STDOUT_BYTES = 1_000_000  # how much stdout is kept for metric parsing
 KILL_GRACE_S = 0.8  # between SIGTERM and SIGKILL: a timed-out phase has nothing worth saving
 PR_SET_PDEATHSIG = 1  # prctl option: signal the child when its parent dies
+DRAIN_S = 1.0  # after the group is killed, how long to wait for a pipe a process outside it still holds
+PIPE_READ = 1 << 16  # bytes per read from (or write to) a child's pipe
 
 # Called with the process-group id of every child started here, so that a run killed by SIGKILL can
 # find the groups it left behind and end them on its next start (see loop.Session._recover).
@@ -39,6 +40,8 @@ class ProcessResult:
     stdout: str
     stderr: str
     duration_s: float
+    stdout_dropped: int = 0  # bytes of stdout before the kept tail: not kept anywhere
+    stderr_dropped: int = 0
 
     @property
     def ok(self) -> bool:
@@ -46,8 +49,10 @@ class ProcessResult:
         return self.returncode == 0 and not self.timed_out
 
     def tail(self, limit: int = TAIL_BYTES) -> str:
-        """The last part of stdout and stderr, for the record."""
+        """The last part of stdout and stderr, for the record (which says when the bot dropped output)."""
         text = self.stdout[-limit // 2 :]
+        if self.stdout_dropped:
+            text = f"[output truncated: the first {self.stdout_dropped:,} bytes of stdout were not kept]\n{text}"
         if self.stderr.strip():
             text += "\n--- stderr ---\n" + self.stderr[-limit // 2 :]
         return text
@@ -91,44 +96,185 @@ def run(
     timeout: float,
     stdin: str | None = None,
 ) -> ProcessResult:
-    """Run argv to completion or timeout; the whole process group is gone when this returns."""
+    """Run argv to completion or timeout; the whole process group is gone when this returns.
+
+    The child's output is read from pipes as it comes, and only its last STDOUT_BYTES (stdout) and
+    TAIL_BYTES (stderr) are kept: a child that prints gigabytes costs the bot neither memory nor disk.
+    """
     start = time.monotonic()
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        proc = subprocess.Popen(
-            argv, cwd=cwd, env=env, stdout=out, stderr=err,
-            stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-            start_new_session=True,  # own process group: a timeout or Ctrl-C kills every child too
-            preexec_fn=_die_with_parent,
-        )
-        for hook in spawn_hooks:
-            hook(proc.pid)
-        timed_out = False
+    proc = subprocess.Popen(
+        argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+        start_new_session=True,  # own process group: a timeout or Ctrl-C kills every child too
+        preexec_fn=_die_with_parent,
+    )
+    for hook in spawn_hooks:
+        hook(proc.pid)
+    out, err = _Tail(STDOUT_BYTES), _Tail(TAIL_BYTES)
+    pump = _Pump(proc, out, err, stdin)
+    timed_out = False
+    try:
+        timed_out = not pump.until_exit(start + timeout)
+    finally:
+        # Also after a clean exit: a child left running in the background must not outlive the phase.
+        kill_group(proc.pid, proc)
+        proc.wait()
+        pump.drain(time.monotonic() + DRAIN_S)  # what was written before the end; a leaked writer gets DRAIN_S
+        pump.close()
+    return ProcessResult(
+        returncode=None if timed_out else proc.returncode,
+        timed_out=timed_out,
+        stdout=out.text(),
+        stderr=err.text(),
+        duration_s=time.monotonic() - start,
+        stdout_dropped=out.dropped,
+        stderr_dropped=err.dropped,
+    )
+
+
+class _Tail:
+    """The last `limit` bytes of a stream, and how many came before them."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.buffer = bytearray()
+        self.total = 0
+
+    def feed(self, data: bytes) -> None:
+        self.total += len(data)
+        self.buffer += data
+        if len(self.buffer) > 2 * self.limit:  # trim in batches: amortised linear in what was read
+            del self.buffer[: len(self.buffer) - self.limit]
+
+    @property
+    def dropped(self) -> int:
+        return max(0, self.total - self.limit)
+
+    def text(self) -> str:
+        return bytes(self.buffer[-self.limit :]).decode("utf-8", errors="replace")
+
+
+class _Pump:
+    """Moves the child's stdin, stdout and stderr through one selector in this thread (no deadlock)."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], out: _Tail, err: _Tail, stdin: str | None) -> None:
+        self.proc = proc
+        self.selector = selectors.DefaultSelector()
+        assert proc.stdout is not None and proc.stderr is not None
+        self.selector.register(proc.stdout, selectors.EVENT_READ, out)
+        self.selector.register(proc.stderr, selectors.EVENT_READ, err)
+        self.pending = memoryview(stdin.encode()) if stdin is not None else None
+        if proc.stdin is not None:
+            if self.pending:
+                os.set_blocking(proc.stdin.fileno(), False)
+                self.selector.register(proc.stdin, selectors.EVENT_WRITE, None)
+            else:
+                proc.stdin.close()
+        self.exited: int | None = None  # a pidfd: readable when the child exits, so no polling
+        with contextlib.suppress(AttributeError, OSError):  # Linux >= 5.3
+            self.exited = os.pidfd_open(proc.pid)
+            self.selector.register(self.exited, selectors.EVENT_READ, "exit")
+
+    def until_exit(self, deadline: float) -> bool:
+        """Pump until the child exits (True) or the deadline passes (False)."""
+        while self.proc.poll() is None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            # Without a pidfd, poll now and then: a grandchild may hold the pipes open after the child ends.
+            self._step(min(left, 0.05) if self.exited is None else left)
+        return True
+
+    def drain(self, deadline: float) -> None:
+        """Read what is left in the pipes until they close or the deadline passes."""
+        if self.exited is not None:
+            self._forget(self.exited)
+        while any(key.data is not None for key in self.selector.get_map().values()):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return
+            self._step(left)
+
+    def close(self) -> None:
+        for key in list(self.selector.get_map().values()):
+            self._forget(key.fileobj)
+        self.selector.close()
+        for stream in (self.proc.stdin, self.proc.stdout, self.proc.stderr):
+            if stream is not None:
+                with contextlib.suppress(OSError):
+                    stream.close()
+
+    def _step(self, timeout: float) -> None:
+        for key, _ in self.selector.select(timeout):
+            if key.data == "exit":
+                self._forget(key.fileobj)
+            elif isinstance(key.data, _Tail):
+                data = os.read(key.fd, PIPE_READ)
+                if data:
+                    key.data.feed(data)
+                else:
+                    self._forget(key.fileobj)
+            else:
+                self._write(key.fileobj)
+
+    def _write(self, stdin: object) -> None:
+        assert self.proc.stdin is not None and self.pending is not None
         try:
-            if stdin is not None and proc.stdin is not None:
-                try:
-                    proc.stdin.write(stdin.encode())
-                    proc.stdin.close()
-                except BrokenPipeError:
-                    pass
-            try:
-                proc.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                timed_out = True
-        finally:
-            # Also after a clean exit: a child left running in the background must not outlive the phase.
-            kill_group(proc.pid, proc)
-            proc.wait()
-        return ProcessResult(
-            returncode=None if timed_out else proc.returncode,
-            timed_out=timed_out,
-            stdout=_read_tail(out, STDOUT_BYTES),
-            stderr=_read_tail(err, TAIL_BYTES),
-            duration_s=time.monotonic() - start,
-        )
+            sent = os.write(self.proc.stdin.fileno(), self.pending[:PIPE_READ])
+        except BlockingIOError:
+            return
+        except OSError:  # the child closed its stdin (BrokenPipeError): it does not want the rest
+            sent = len(self.pending)
+        self.pending = self.pending[sent:]
+        if not self.pending:
+            self._forget(stdin)
+            with contextlib.suppress(OSError):
+                self.proc.stdin.close()
+
+    def _forget(self, fileobj: object) -> None:
+        with contextlib.suppress(KeyError, ValueError):
+            self.selector.unregister(fileobj)  # type: ignore[arg-type]
+        if isinstance(fileobj, int):
+            with contextlib.suppress(OSError):
+                os.close(fileobj)
 
 
-def _read_tail(handle: IO[bytes], limit: int) -> str:
-    handle.seek(0, os.SEEK_END)
-    size = handle.tell()
-    handle.seek(max(0, size - limit))
-    return handle.read().decode("utf-8", errors="replace")
+def identity(pid: int) -> str:
+    """What proves which process pid is: this boot and the process's start time (a pid is reused, the pair is not).
+
+    Empty when pid is gone or /proc cannot say.
+    """
+    start = _start_time(pid)
+    return f"{_boot_id()}/{start}" if start else ""
+
+
+def still_ours(pgid: int, proof: str) -> bool:
+    """Whether the process group pgid is still the one whose leader `identity` gave proof.
+
+    Linux never hands out a pid that is still some group's id, so while any process is left in our group
+    its leader's pid stays ours; once the group is gone, a new process may get the pid, and then its start
+    time differs. After a reboot (another boot id) nothing is ours.
+    """
+    boot, _, start = proof.partition("/")
+    if not proof or boot != _boot_id():
+        return False
+    now = _start_time(pgid)
+    if now:
+        return now == start
+    return group_alive(pgid)  # the leader is gone but members are left: the id cannot have been reused
+
+
+def _start_time(pid: int) -> str:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return ""
+    fields = stat.rsplit(")", 1)[-1].split()  # the command name in parentheses may hold spaces
+    return fields[19] if len(fields) > 19 else ""  # field 22 of proc(5): starttime, in clock ticks since boot
+
+
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""

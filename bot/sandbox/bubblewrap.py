@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import glob
 import os
+import re
 import shutil
+import subprocess
 import sys
 from dataclasses import replace
 from pathlib import Path
@@ -13,11 +16,12 @@ from .. import process
 from ..config import SandboxSettings
 from ..errors import ArlError
 from ..process import ProcessResult
-from .base import NOTE_PREFIX, Policy, Sandbox
+from .base import NOTE_PREFIX, Limits, Policy, Sandbox
 from .limits import Confinement
 
 # Accelerators disappear behind bwrap's minimal /dev unless bound back in.
 DEVICE_GLOBS = ("/dev/nvidia*", "/dev/dri", "/dev/kfd")
+TMPFS_RAM_SHARE = 8  # without memory_mb, each private tmpfs may hold this fraction (1/8) of the host's RAM
 
 
 class BubblewrapSandbox(Sandbox):
@@ -40,8 +44,11 @@ class BubblewrapSandbox(Sandbox):
             raise ArlError("sandbox bubblewrap: `bwrap` is not installed",
                            hint="apt-get install bubblewrap, or choose another `sandbox:`")
         with Confinement(policy.limits, cgroups=self.cgroups) as confinement:
-            self.last_enforced = confinement.enforced
-            command = confinement.wrap([bwrap, *bwrap_args(policy, cwd), "--", *argv])
+            sized = _supports_size(bwrap)
+            self.last_enforced = {**confinement.enforced, "tmpfs": (
+                f"/tmp and /dev/shm up to {tmpfs_bytes(policy.limits) // 2**20:,} MB each" if sized
+                else "/tmp and /dev/shm without a size: bwrap < 0.5 has no --size")}
+            command = confinement.wrap([bwrap, *bwrap_args(policy, cwd, sized=sized), "--", *argv])
             result = process.run(command, cwd=cwd, env=_outer_env(policy), timeout=timeout, stdin=stdin)
             verdict = confinement.verdict()
         if verdict:
@@ -49,9 +56,13 @@ class BubblewrapSandbox(Sandbox):
         return result
 
 
-def bwrap_args(policy: Policy, cwd: Path) -> list[str]:
+def bwrap_args(policy: Policy, cwd: Path, *, sized: bool = True) -> list[str]:
     """The bwrap options that build policy's view of the machine."""
-    args = ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", "--tmpfs", "/dev/shm"]
+    # The private /tmp and /dev/shm live in the host's memory: without a size, a phase could fill it
+    # (and, without cgroups, far past its memory_mb). sized is False only for bwrap < 0.5 (no --size).
+    size = ["--size", str(tmpfs_bytes(policy.limits))] if sized else []
+    args = ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", *size, "--tmpfs", "/tmp",
+            *size, "--tmpfs", "/dev/shm"]
     for path in _toolchain_under_tmp(policy):
         args += ["--ro-bind", str(path), str(path)]
     for pattern in DEVICE_GLOBS:
@@ -77,6 +88,28 @@ def bwrap_args(policy: Policy, cwd: Path) -> list[str]:
     if not policy.network:
         args.append("--unshare-net")
     return args
+
+
+def tmpfs_bytes(limits: Limits) -> int:
+    """The size of each private tmpfs: half of memory_mb when set, else an eighth of the host's RAM.
+
+    Both together then hold at most memory_mb (a quarter of RAM without a limit). Under a memory cgroup
+    their pages also count against the limit; under RLIMIT_AS they would not, so the size is what bounds them.
+    """
+    if limits.memory_mb is not None:
+        return max(1, limits.memory_mb // 2) * 2**20
+    return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE") // TMPFS_RAM_SHARE
+
+
+@functools.cache
+def _supports_size(bwrap: str) -> bool:
+    """Whether this bwrap has --size (0.5.0 and later)."""
+    try:
+        out = subprocess.run([bwrap, "--version"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return False
+    match = re.search(r"(\d+)\.(\d+)", out)
+    return match is not None and (int(match.group(1)), int(match.group(2))) >= (0, 5)
 
 
 def _toolchain_under_tmp(policy: Policy) -> list[Path]:
