@@ -23,6 +23,7 @@ BENCHMARKS = {
     "crash_latency": (["--repeats", "7"], ["--repeats", "3"]),
     "prompt_size": ([], []),
     "short_circuit": (["--experiments", "20"], ["--experiments", "8"]),
+    "metric_parse": (["--lines", "60000", "--repeats", "5"], ["--lines", "60000", "--repeats", "1"]),
 }
 
 
