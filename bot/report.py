@@ -108,7 +108,7 @@ def failure_figure(record: Record) -> Any:
 
     kinds = Counter(failure_kind(a) for a in record.attempts if a.status in FAILED)
     fine = Counter(a.status for a in record.attempts if a.status not in FAILED)
-    labels = [*fine.keys(), *sorted(kinds, key=lambda k: -kinds[k])]
+    labels = [*map(esc, fine.keys()), *sorted(kinds, key=lambda k: -kinds[k])]  # plotly draws tags in labels
     values = [*fine.values(), *[kinds[k] for k in labels[len(fine):]]]
     colors = [COLORS.get(label.split(":")[0], "#8c959f") for label in labels]
     fig = go.Figure(go.Bar(x=values, y=labels, orientation="h", marker={"color": colors}, text=values,
@@ -244,7 +244,7 @@ def _kept_section(record: Record, diff: Differ | None) -> str:
 
 def _attempts_table(record: Record) -> str:
     rows = "".join(
-        f'<tr class="{a.status}"><td>{a.experiment}</td><td>{STATUS_ICON.get(a.status, "")} {a.status}</td>'
+        f'<tr class="{esc(a.status)}"><td>{a.experiment}</td><td>{STATUS_ICON.get(a.status, "")} {esc(a.status)}</td>'
         f"<td>{esc(fmt(a.metric))}</td><td>{'' if a.delta is None or a.status == 'baseline' else f'{a.delta:+.4g}'}"
         f"</td><td>{esc(a.description)}</td><td>{esc(a.reason) if a.status in FAILED else ''}</td>"
         f"<td>${a.cost_usd:.2f}</td></tr>" for a in reversed(record.attempts[-LATEST_ROWS:]))

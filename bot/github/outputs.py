@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TextIO
 
 from ..events import EventError, count, loop_name
-from ..sanitize import code_block, code_span
+from ..sanitize import code_block, code_span, terminal_text
 
 COMMANDS = ("continue", "revert", "run")
 
@@ -98,7 +98,7 @@ def failure_summary(loop: str, message: str) -> str:
 
 def annotate(level: str, message: str, stream: TextIO | None = None) -> None:
     """A workflow command (::error:: / ::warning::) with the message escaped as the runner expects."""
-    text = message.replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
+    text = terminal_text(message).replace("%", "%25").replace("\r", "%0D").replace("\n", "%0A")
     print(f"::{level} title=arl-bot::{text}", file=stream or sys.stdout, flush=True)
 
 
