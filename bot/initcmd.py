@@ -33,7 +33,7 @@ def home() -> str:
         entries = metadata.metadata(DISTRIBUTION).get_all("Project-URL") or []
     except metadata.PackageNotFoundError:
         entries = []
-    urls = dict(entry.split(", ", 1) for entry in entries if ", " in entry)
+    urls = dict(str(entry).split(", ", 1) for entry in entries if ", " in str(entry))
     for label in HOME_LABELS:
         if label in urls:
             return urls[label]
