@@ -346,6 +346,8 @@ def test_action_inputs_reach_the_code_only_through_env_and_outputs_map_to_the_st
         step_id = re.fullmatch(r"\$\{\{ steps\.([\w-]+)\.outputs\.([\w-]+) \}\}", output["value"])
         assert step_id and step_id[1] in ids and step_id[2] == name, f"output {name}: {output['value']}"
     assert {"baseline", "best", "experiments", "kept", "cost", "tokens", "pr", "branch"} <= set(action["outputs"])
+    # A one-job workflow that forgets `phase:` gets the gate, never both phases on one (GPU) runner.
+    assert action["inputs"]["phase"]["default"] == "gate"
 
 
 def _script(step_id: str) -> str:
