@@ -61,6 +61,15 @@ class RecordError(ArlError):
         self.where = where
 
 
+class DiskFullError(ArlError):
+    """A write failed because the disk (or the user's quota) is full; carries where."""
+
+    def __init__(self, message: str, *, path: str, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint or f"free space on that disk (`df -h {path}` shows it), then run again: "
+                         "the loop picks up where it stopped")
+        self.path = path
+
+
 class LockedError(ArlError):
     """Another arl-bot process is running the same loop."""
 

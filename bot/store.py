@@ -13,12 +13,13 @@ Shards of 1,000 keep every tree small, so appending costs the same at attempt 10
 from __future__ import annotations
 
 import dataclasses
+import errno
 import json
 import os
 import re
 from pathlib import Path
 
-from .errors import GitError, RecordError
+from .errors import DiskFullError, GitError, RecordError
 from .git import BLOB_MODE, TREE_MODE, Git, identity_env
 from .record import Attempt, Meta, Note, Record
 
@@ -28,6 +29,10 @@ PATCH_LIMIT = 10_000_000  # bytes of one attempt's diff kept in the record
 # GitHub refuses any push with a blob over 100 MB, for good (and warns at 50 MB): no record file may come near.
 ENTRY_LIMIT = 20_000_000  # bytes of one attempt's JSON; past it, its logs are cut to their tails
 LOG_TAIL = 100_000  # characters of each log kept when an entry is cut
+# Space set aside next to the record: when the disk fills, freeing it lets the attempt at hand be recorded
+# (rather than found as "killed" on the next start) before the run stops.
+RESERVE_BYTES = 2 * 1024 * 1024
+LOW_SPACE = 256 * 1024  # git says only "couldn't write ...lock" when the disk is full: below this, it is
 _SECTION = re.compile(r"^diff --git ", re.MULTILINE)
 _INDEX = re.compile(r"^index [0-9a-f]+\.\.([0-9a-f]+)", re.MULTILINE)
 
@@ -49,6 +54,7 @@ class RecordStore:
         self.loop = loop
         self.ref = record_ref(loop)
         self._index = git.common_dir / "autoresearch" / f"{loop}.record-index"
+        self._reserve = git.common_dir / "autoresearch" / f"{loop}.reserve"
         self._indexed_commit: str | None = None
         self._trees: dict[str, dict[str, tuple[str, str]]] = {}  # tree path -> name -> (mode, sha)
 
@@ -146,6 +152,11 @@ class RecordStore:
         self._write({"meta.json": body}, f"start loop {meta.loop}", new=True)
         return Record(meta=meta)
 
+    def write_meta(self, meta: Meta) -> None:
+        """Replace meta.json (a rebase moves base_sha); the commit before it keeps the old one."""
+        body = json.dumps(dataclasses.asdict(meta), sort_keys=True, indent=1).encode()
+        self._write({"meta.json": body}, f"base of loop {meta.loop} moves to {meta.base_sha[:12]}")
+
     def append_attempt(self, attempt: Attempt, patch: str) -> None:
         """Add one attempt and its diff (shortened to fit the record; see shorten_patch)."""
         body = attempt.to_json().encode()
@@ -159,7 +170,58 @@ class RecordStore:
         if patch:
             kept = attempt.sha if attempt.status in ("keep", "baseline") else None
             files[_shard_path("diffs", attempt.experiment, ".patch")] = self.shorten_patch(patch, kept).encode()
-        self._write(files, f"experiment {attempt.experiment}: {attempt.status}")
+        message = f"experiment {attempt.experiment}: {attempt.status}"
+        try:
+            self._write(files, message)
+        except DiskFullError as full:
+            if not self._release_reserve():
+                raise
+            # The reserve is free: record the attempt small (no diff, logs cut), then stop the run.
+            small = dataclasses.replace(attempt, agent_log=attempt.agent_log[-LOG_TAIL:],
+                                        eval_log=attempt.eval_log[-LOG_TAIL:],
+                                        extra={**attempt.extra, "record_cut": "the disk was full: diff not stored"})
+            self._write({_shard_path("attempts", attempt.experiment, ".json"): small.to_json().encode()}, message)
+            raise DiskFullError(
+                f"{full.message}; experiment {attempt.experiment} ({attempt.status}) was recorded in the space "
+                "arl-bot keeps in reserve, without its diff, and the run stops here", path=full.path) from None
+        self._keep_reserve()
+
+    def _keep_reserve(self) -> None:
+        """Set RESERVE_BYTES aside (once; again after it was used), if the disk has them."""
+        if self._reserve.exists():
+            return
+        try:
+            self._reserve.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self._reserve, os.O_WRONLY | os.O_CREAT, 0o600)
+            try:
+                os.posix_fallocate(fd, 0, RESERVE_BYTES)  # blocks really held, not a sparse file
+            finally:
+                os.close(fd)
+        except OSError:
+            self._reserve.unlink(missing_ok=True)  # no room even for that: the next write says so
+
+    def _release_reserve(self) -> bool:
+        try:
+            self._reserve.unlink()
+        except FileNotFoundError:
+            return False
+        return True
+
+    def _disk_full(self, exc: OSError | None = None) -> DiskFullError | None:
+        """The write failure as a DiskFullError when the disk (or quota) is full, else None."""
+        where = str(self.git.common_dir)
+        if exc is not None and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            cause = os.strerror(exc.errno)
+        else:
+            try:
+                stat = os.statvfs(where)
+            except OSError:
+                return None
+            if stat.f_bavail * stat.f_frsize >= LOW_SPACE:
+                return None
+            cause = f"{stat.f_bavail * stat.f_frsize // 1024} KB free"
+        return DiskFullError(f"the disk holding {where} is full ({cause}): the record of loop {self.loop!r} "
+                             "cannot be written", path=where)
 
     def shorten_patch(self, patch: str, commit: str | None) -> str:
         """The patch with each file's diff over PATCH_FILE_LIMIT (or past PATCH_LIMIT in all) listed instead.
@@ -216,6 +278,7 @@ class RecordStore:
             number += 1
         self._write({_shard_path("notes", number, ".json"): note.to_json().encode()},
                     f"{note.kind}")
+        self._keep_reserve()  # a run starts with a note: set the reserve aside before its first attempt
 
     def _has(self, commit: str, path: str) -> bool:
         try:
@@ -225,6 +288,22 @@ class RecordStore:
         return True
 
     def _write(self, files: dict[str, bytes], message: str, new: bool = False) -> None:
+        """Commit files onto the record; a full disk (ENOSPC, EDQUOT) is a DiskFullError, not a traceback."""
+        try:
+            self._commit(files, message, new)
+        except OSError as exc:
+            self._indexed_commit = None
+            full = self._disk_full(exc)
+            if full is None:
+                raise
+            raise full from None
+        except GitError:
+            full = self._disk_full()
+            if full is None:
+                raise
+            raise full from None
+
+    def _commit(self, files: dict[str, bytes], message: str, new: bool = False) -> None:
         """Commit files onto the record in-process; only the final compare-and-swap runs git.
 
         The trees along each path are rebuilt from a cache of the record's latest commit, so an

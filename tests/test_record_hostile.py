@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -154,3 +155,56 @@ def test_only_a_non_fast_forward_is_a_race() -> None:
     stderr = ("error: atomic push failed for ref refs/heads/autoresearch/demo. status: 5\n"
               "hint: Updates were rejected because the remote contains work that you do not have locally.")
     assert refusal("origin", "refs/heads/autoresearch/demo", stderr) is None
+
+
+FILLING_EVAL = """\
+import os
+from pathlib import Path
+value = Path("model/value.txt").read_text().strip()
+if value == "fill":  # this evaluation fills the disk the repository is on, as a big checkpoint would
+    fd = os.open({filler!r}, os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    try:
+        while True:
+            os.write(fd, bytes(65536))
+    except OSError:
+        pass
+    os.ftruncate(fd, max(0, os.fstat(fd).st_size - 8192))  # two pages left: git can still reset the tree
+    os.close(fd)
+    value = "12"
+print(f"score: {{float(value)}}")
+"""
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 24 MB tmpfs of its own (root only: `mount -t tmpfs` is how a test gets a disk that really fills)."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", str(disk)], capture_output=True,
+                             text=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here (needs root): {mounted.stderr.strip()}")
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=True)
+
+
+def test_a_full_disk_stops_the_run_cleanly_with_the_attempt_recorded(small_disk: Path) -> None:
+    filler = small_disk / "filler"
+    lab = make_lab(small_disk, ["fill", "8"], files={"eval/run.py": FILLING_EVAL.format(filler=str(filler))})
+    run = cli(lab, "run", "--dry-run", "--experiments", "1", "--progress", "plain")
+    assert "Traceback" not in run.stderr, run.stderr
+    assert run.returncode == 1
+    assert "the disk holding" in run.stderr and "is full" in run.stderr
+    assert "experiment 1 (discard) was recorded in the space arl-bot keeps in reserve" in run.stderr
+    assert "df -h" in run.stderr
+    filler.unlink()  # the user frees space
+    shown = cli(lab, "results")
+    assert shown.returncode == 0, shown.stderr
+    rows = [line.split()[:2] for line in shown.stdout.splitlines()[3:5]]
+    assert rows == [["0", "baseline"], ["1", "discard"]]  # not "interrupted": the attempt was not lost
+    assert "error: the disk holding" in shown.stdout  # the run's end says why it stopped
+    again = cli(lab, "run", "--dry-run", "--experiments", "1")
+    assert again.returncode == 0, again.stderr
+    assert (lab.repo.common_dir / "autoresearch" / "demo.reserve").stat().st_size == 2 * 1024 * 1024
