@@ -6,7 +6,6 @@ import copy
 import json
 import math
 import re
-import statistics
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +13,7 @@ from typing import Any
 
 from . import safefile
 from .config import Loop, Parse
+from .noise import mean
 from .registry import load_plugin
 from .sandbox import Sandbox
 
@@ -47,7 +47,7 @@ class Measurement:
         """The mean over seeds, or None when any seed failed."""
         if self.error or not self.seeds:
             return None
-        return statistics.fmean(s.metric for s in self.seeds if s.metric is not None)
+        return mean([s.metric for s in self.seeds if s.metric is not None])  # ±1.7e308 seeds: no overflow
 
     @property
     def per_seed(self) -> dict[str, float | None]:

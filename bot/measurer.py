@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import statistics
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
@@ -168,7 +167,7 @@ class Measurer:
             extra.update(skipped_seeds=skipped, saved_eval_s=round(per_run * len(skipped), 3),
                          **self._samples([measurement], kept=False))
             reason = (f"short-circuit: seed {first.seed} gave {metric.name} {first.metric:.6g}, worse than the "
-                      f"best's {statistics.fmean(best_values):.6g} by more than "
+                      f"best's {noise.mean(best_values):.6g} by more than "
                       f"{settings.short_circuit_sigmas:g}σ (σ {spread:.4g}); skipped seeds {skipped}")
             return Verdict("discard", reason, measurement, extra)
         values = [s.metric for s in measurement.seeds if s.metric is not None]
@@ -313,6 +312,6 @@ def _merge_repeats(runs: list[Measurement]) -> Measurement:
     for index, first in enumerate(runs[0].seeds):
         same = [m.seeds[index] for m in runs]
         values = [s.metric for s in same if s.metric is not None]
-        merged.append(SeedResult(first.seed, statistics.fmean(values) if values else None, "", same[-1].log,
+        merged.append(SeedResult(first.seed, noise.mean(values) if values else None, "", same[-1].log,
                                  sum(s.duration_s for s in same), first.metrics, first.samples))
     return Measurement(tuple(merged))

@@ -15,7 +15,7 @@ from arl_bot.store import RecordStore
 from arl_bot.sync import refusal
 
 from tests.github_standin.git_http import GitHttpServer
-from tests.labs import Lab, git, make_lab
+from tests.labs import Lab, git, make_lab, value_config
 
 REF = "refs/autoresearch/demo/record"
 
@@ -26,10 +26,12 @@ def cli(lab: Lab, *args: str) -> subprocess.CompletedProcess[str]:
                           text=True, timeout=300)
 
 
-def test_metrics_at_the_edge_of_float_are_recorded_and_shown(tmp_path: Path) -> None:
+@pytest.mark.parametrize("evaluate", ["seeds: [1]", "seeds: [1, 2]\n      baseline_repeats: 2"])
+def test_metrics_at_the_edge_of_float_are_recorded_and_shown(tmp_path: Path, evaluate: str) -> None:
     # -1.7e308 after a baseline of 1.7e308 is a gain of 3.4e308: more than a float holds. The old code
-    # raised on writing that gain to the record, and the attempt vanished.
-    lab = make_lab(tmp_path, ["-1.7e308", "1.7e308", "1e999"], start="1.7e308")
+    # raised on writing that gain to the record, and the attempt vanished; two seeds overflowed their mean.
+    text = value_config(extra="keep: sigma" if "[1, 2]" in evaluate else "").replace("seeds: [1]", evaluate)
+    lab = make_lab(tmp_path, ["-1.7e308", "1.7e308", "1e999"], start="1.7e308", config_text=text)
     run = cli(lab, "run", "--dry-run", "--progress", "plain", "--experiments", "3")
     assert "Traceback" not in run.stderr and run.returncode == 0, run.stderr
     assert "pull-request body" in run.stdout and "-inf" in run.stdout
