@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -69,7 +70,7 @@ def test_bwrap_matters_only_where_a_loop_uses_it(tmp_path: Path) -> None:
     path = tmp_path / ".autoresearch.yml"
     path.write_text(value_config().replace("sandbox: none", "sandbox: docker"))
     docker_only = list(config.load(path).loops.values())
-    facts = Facts(**{**GOOD.__dict__, "bwrap": None})
+    facts = replace(GOOD, bwrap=None)
     assert problems(facts, docker_only) == []
     path.write_text(value_config().replace("    sandbox: none\n", ""))
     default = list(config.load(path).loops.values())

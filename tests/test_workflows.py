@@ -271,6 +271,15 @@ def test_init_pins_the_action_of_arl_bots_home_by_full_sha(init_workflow: Path) 
     assert initcmd.ACTION_MARK not in init_workflow.read_text()
 
 
+def test_readme_and_the_reusable_workflow_name_the_same_home() -> None:
+    home = PYPROJECT["project"]["urls"]["Repository"]
+    owner_name = home.removeprefix("https://github.com/")
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    for url in re.findall(r"https://github\.com/[\w.-]+/arl-bot\b", readme):
+        assert url == home, f"README names {url}; pyproject.toml's home is {home}"
+    assert f"uses: {owner_name}/.github/workflows/autoresearch-reusable.yml@" in REUSABLE.read_text()
+
+
 def test_no_workflow_installs_arl_bot_from_pypi(init_workflow: Path) -> None:
     # No such release exists, and whoever registers the name would run with a write token.
     files = [ACTION, init_workflow, TEMPLATE, *WORKFLOWS, *(ROOT / "bot" / "templates").glob("*")]
@@ -403,6 +412,8 @@ def test_action_install_step_installs_this_checkout_from_the_lock_like_a_runner(
     # The runner downloads the pinned commit to github.action_path and runs the step with bash; a copy of
     # this checkout stands in for it. Dependencies come from PyPI, checked against the lock's hashes.
     action_path = _checkout_copy(tmp_path / "_actions" / "arl-bot" / "arl-bot" / PINNED_SHA)
+    # As the release workflow does before it builds: record the source commit in the package.
+    (action_path / "bot" / "templates" / initcmd.SOURCE_COMMIT).write_text(PINNED_SHA + "\n")
     runner_temp = tmp_path / "runner-temp"
     runner_temp.mkdir()
     result = _bash(_script("install"), runner_temp, ARL_ACTION_PATH=str(action_path), ARL_PYTHON=sys.executable,
@@ -417,6 +428,13 @@ def test_action_install_step_installs_this_checkout_from_the_lock_like_a_runner(
     where = subprocess.run([str(arl.with_name("python")), "-c", "import arl_bot; print(arl_bot.__file__)"],
                            capture_output=True, text=True, timeout=60, check=True).stdout
     assert where.startswith(str(runner_temp / "arl-bot-venv")), where
+    # A build that recorded its commit pins the workflow to it without being told.
+    recorded = tmp_path / "user-of-a-release"
+    recorded.mkdir()
+    made = subprocess.run([str(arl), "init", "--repo", str(recorded), "--workflow-only"], capture_output=True,
+                          text=True, timeout=60, check=False)
+    assert made.returncode == 0, made.stderr
+    assert f"@{PINNED_SHA} # v" in (recorded / ".github" / "workflows" / "autoresearch.yml").read_text()
 
     # An arl-bot installed from a commit (pip records it, PEP 610) pins its workflow to that commit.
     source = _checkout_copy(tmp_path / "source")
