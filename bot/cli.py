@@ -60,6 +60,29 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rebase(args: argparse.Namespace) -> int:
+    """Merge the base branch into a loop's research branch, make it the base, re-measure it."""
+    from .loop import RunOptions, Session
+    from .progress import choose
+    from .rebase import rebase
+
+    repo = _repo(args)
+    cfg = _config(args, repo)
+    loop = cfg.loop(args.loop)
+    config.check_host(cfg, loop)
+    session = Session(repo, cfg, loop, RunOptions(dry_run=args.dry_run, remote=args.remote),
+                      listeners=[choose(args.progress)])
+    summary = rebase(session)
+    if summary is None:
+        print(f"{loop.name}: {loop.branch} already has its base branch's newest commit; nothing to bring in",
+              file=sys.stderr)
+        return 0
+    attempt = summary.attempts[-1]
+    print(f"{loop.name}: {terminal_text(attempt.description)}; {loop.metric.name} re-measured: {attempt.metric} "
+          f"(experiment {attempt.experiment})", file=sys.stderr)
+    return 0
+
+
 def cmd_results(args: argparse.Namespace) -> int:
     """Print the history of a loop from its record."""
     repo = _repo(args)
@@ -271,6 +294,13 @@ def build_parser() -> argparse.ArgumentParser:
                      help="status: a line redrawn in place (terminals); plain: one line per event; "
                           "github: plain with ::group:: folding (default: by where the output goes)")
     run.set_defaults(handler=cmd_run)
+
+    reb = sub.add_parser("rebase", parents=[common],
+                         help="merge the base branch (main) into a loop's research branch and re-measure it")
+    reb.add_argument("--dry-run", action="store_true", help="push nothing")
+    reb.add_argument("--remote", default="origin", help="remote to push the branch and record to")
+    reb.add_argument("--progress", choices=["auto", "status", "plain", "github"], default="auto")
+    reb.set_defaults(handler=cmd_rebase)
 
     res = sub.add_parser("results", parents=[common], help="print a loop's history from its record")
     fmt = res.add_mutually_exclusive_group()

@@ -8,7 +8,7 @@ import shlex
 from dataclasses import dataclass
 
 PREFIX = "/autoresearch"
-VERBS = ("continue", "stop", "revert", "redirect", "status", "help")
+VERBS = ("continue", "stop", "revert", "redirect", "rebase", "status", "help")
 MAX_EXPERIMENTS = 1000  # a typo like `continue 10000` should not book a GPU for a month
 MAX_REDIRECT = 2000  # characters of steering text kept (the sanitiser caps notes at the same length)
 BOT_MARKER = "<!-- arl-bot:"  # every comment the bot writes carries it; such comments are never commands

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import time
 from dataclasses import dataclass
 from io import BytesIO
@@ -175,16 +177,79 @@ class Git:
         return name in self.run("remote").split()
 
     # -- the research worktree -------------------------------------------------------------------
-    def add_worktree(self, path: Path, branch: str) -> Git:
-        """Check branch out in a worktree at path (reusing one left there) and return it."""
-        if path.exists() and (path / ".git").exists():
-            tree = Git(path)
-            if tree.current_branch() == branch:
-                return tree
-        self.run("worktree", "prune")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.run("worktree", "add", "--force", str(path), branch)
-        return Git(path)
+    def research_worktree(self, path: Path, commit: str) -> Git:
+        """A worktree of this repository at path with HEAD detached at commit: reused, repaired or made anew.
+
+        Detached, so the research branch is checked out nowhere and the user can `git checkout` it; the
+        loop moves the branch itself, by compare-and-swap. A worktree whose link is stale (the repository
+        was moved) is repaired with `git worktree repair <path>`; one whose `.git` names another
+        repository's gitdir (the repository was copied) is made anew, and the other clone's files are
+        never touched (a repair would rewrite its link to point here).
+        """
+        path = Path(os.path.abspath(path))
+        state = self.worktree_link(path)
+        if state == "stale":
+            # Only ever with the path: a bare `repair` also rewrites links of worktrees it finds elsewhere.
+            # When it cannot mend the link the worktree is made anew below.
+            with contextlib.suppress(GitError):
+                self.run("worktree", "repair", str(path))
+            state = self.worktree_link(path)
+        self._forget_foreign_entries(path)
+        if state != "ours":
+            if path.is_symlink() or path.is_file():
+                path.unlink()
+            elif path.exists():
+                shutil.rmtree(path)  # our own hidden folder: a copy's files, or what a dead worktree left
+            self.run("worktree", "prune")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.run("worktree", "add", "--quiet", "--force", "--detach", str(path), commit)
+        tree = Git(path)
+        # Detach a worktree an older arl-bot left with the branch checked out (git would refuse the user's checkout).
+        tree.run("update-ref", "--no-deref", "HEAD", commit)
+        return tree
+
+    def worktree_link(self, path: Path) -> str:
+        """How the worktree at path is linked: "ours", "stale" (a gitdir that is gone), "foreign" or "absent".
+
+        "ours": its `.git` file names a gitdir in this repository's worktrees/ whose `gitdir` file names
+        it back. "foreign": it names a gitdir that exists elsewhere (another clone's), or is no link at all.
+        """
+        dot = path / ".git"
+        if not dot.exists() and not dot.is_symlink():
+            return "absent"
+        if dot.is_symlink() or not dot.is_file():
+            return "foreign"
+        try:
+            text = dot.read_text(encoding="utf-8", errors="replace").strip()
+        except OSError:
+            return "foreign"
+        if not text.startswith("gitdir:"):
+            return "foreign"
+        target = path / text.removeprefix("gitdir:").strip()  # git may write it relative (worktree.useRelativePaths)
+        if not target.exists():
+            return "stale"
+        if target.resolve().parent != (self.common_dir / "worktrees").resolve():
+            return "foreign"
+        return "ours" if _backlink(target) == dot.resolve() else "stale"
+
+    def _forget_foreign_entries(self, path: Path) -> None:
+        """Remove this repository's worktree entries for path's name that point into another checkout.
+
+        A copied repository's `.git/worktrees/<loop>` still names the original's worktree: git would
+        keep the branch it has checked out locked there, and `git worktree repair` would rewrite the
+        original's link. Only the entry here is removed; the worktree it names is left as it is.
+        """
+        admin = self.common_dir / "worktrees"
+        mine = (path / ".git").resolve()
+        for entry in admin.iterdir() if admin.is_dir() else []:
+            named = _backlink(entry)
+            if named is None or named == mine or named.parent.name != path.name:
+                continue
+            if named.parent.parent.parts[-2:] != path.parent.parts[-2:]:
+                continue  # not a bot's worktree (`.arl-bot/worktrees/<loop>`): the user's own, left alone
+            points_back = named.is_file() and _gitdir_line(named) == entry.resolve()
+            if not points_back:
+                shutil.rmtree(entry)
 
     def stage_all(self) -> None:
         """Stage every change, untracked files included (ignored files stay out)."""
@@ -217,10 +282,11 @@ class Git:
         """The tree object of what is staged."""
         return self.run("write-tree")
 
-    def commit_tree(self, tree: str, parent: str, message: str, trailers: dict[str, str]) -> str:
-        """Make a commit of tree on parent with the bot's trailers, without touching any ref."""
+    def commit_tree(self, tree: str, parent: str, message: str, trailers: dict[str, str],
+                    merged: list[str] | None = None) -> str:
+        """Make a commit of tree on parent (merged: further parents) with the bot's trailers, touching no ref."""
         lines = [f"{TRAILER_PREFIX}{key}: {value}" for key, value in trailers.items()]
-        return self.store_commit(tree, [parent], message.strip() + "\n\n" + "\n".join(lines))
+        return self.store_commit(tree, [parent, *(merged or [])], message.strip() + "\n\n" + "\n".join(lines))
 
     def move_ref(self, ref: str, new: str, old: str | None) -> None:
         """Point ref at new only if it still points at old (None: only if it does not exist)."""
@@ -293,3 +359,23 @@ class Git:
     def push(self, remote: str, refspecs: list[str]) -> None:
         """Push refspecs atomically and never by force: all land or none do."""
         self.run("push", "--quiet", "--atomic", "--porcelain", remote, *refspecs)
+
+
+def _gitdir_line(dot_git: Path) -> Path | None:
+    """Where a worktree's `.git` file points (resolved), or None when it is no such file."""
+    try:
+        text = dot_git.read_text(encoding="utf-8", errors="replace").strip()
+    except OSError:
+        return None
+    if not text.startswith("gitdir:"):
+        return None
+    return (dot_git.parent / text.removeprefix("gitdir:").strip()).resolve()
+
+
+def _backlink(entry: Path) -> Path | None:
+    """The `.git` file a worktree entry (`.git/worktrees/<name>`) names in its `gitdir` file, resolved."""
+    try:
+        text = (entry / "gitdir").read_text(encoding="utf-8", errors="replace").strip()
+    except OSError:
+        return None
+    return (entry / text).resolve() if text else None

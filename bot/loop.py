@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import gc
 import json
 import os
@@ -17,7 +18,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Protocol
 
-from . import decide, diffcheck, process, prompt, safefile, validate
+from . import decide, diffcheck, process, prompt, rebase, safefile, validate
 from .agents import Agent, AgentTask, get_agent
 from .config import Config, Loop
 from .errors import ArlError, Interrupted, RecordError
@@ -114,6 +115,7 @@ class Session:
         self._signals = _Signals()
         self._drifted: list[str] = []  # protected paths the branch changed outside the loop
         self._branch_head: str | None = None  # cached: only this run moves the branch while it holds the lock
+        self.base_behind = 0  # commits on the base branch the research branch lacks (rebase.behind)
 
     # -- the run ------------------------------------------------------------------------------------
     def run(self) -> RunSummary:
@@ -125,7 +127,7 @@ class Session:
             started = time.monotonic()
             summary = RunSummary(record=record, reason="")
             self._note("run_start", run_id=self.run_id, url=self.options.run_url,
-                       sandbox=self.sandbox.name, dry_run=self.options.dry_run)
+                       sandbox=self.sandbox.name, dry_run=self.options.dry_run, **self._base_moved())
             self._emit("on_start")
             try:
                 while True:
@@ -161,11 +163,15 @@ class Session:
             return summary
 
     def adopt(self, make: Callable[[Git, str], str], *, mode: str, reason: str,
-              trailers: dict[str, str] | None = None, extra: dict[str, object] | None = None) -> RunSummary:
-        """Measure and record a change made by the bot, not the agent (a revert), kept whatever it scores.
+              trailers: dict[str, str] | None = None, extra: dict[str, object] | None = None,
+              base: str | None = None) -> RunSummary:
+        """Measure and record a change made by the bot, not the agent (a revert, a rebase), kept whatever it scores.
 
         make(tree, head) stages the change in the research worktree and returns its description, or
-        raises ArlError having changed nothing; then nothing is recorded either.
+        raises ArlError having changed nothing; then nothing is recorded either. With base (a rebase),
+        the change brought that commit in: it becomes the loop's base before the measurement (its
+        protected files are evaluated), the commit's second parent unless the head has it already, and
+        the attempt is a re-measured baseline; a change that does not evaluate leaves the base as it was.
         """
         with LoopLock(self.state_dir / f"{self.loop.name}.lock", self.loop.name), self._signals.installed():
             record = self._prepare()
@@ -175,30 +181,45 @@ class Session:
             description = make(tree, head)
             tree_sha = tree.write_tree()
             summary = RunSummary(record=record, reason="")
+            old_meta = record.meta
+            if base is not None:
+                record.meta = dataclasses.replace(record.meta, base_sha=base)
+                self._drifted = self._protected_drift(base, tree_sha)
+                self.base_behind = 0
             self._note("run_start", run_id=self.run_id, url=self.options.run_url, sandbox=self.sandbox.name,
-                       dry_run=self.options.dry_run, mode=mode)
+                       dry_run=self.options.dry_run, mode=mode, **self._base_moved())
             self._emit("on_start")
             best = record.best.metric if record.best else None
             self._mark_inflight(number, description)
             self._phase(number, "evaluating")
-            m = self._measure(number)
+            measured: dict[str, object] = {}
+            if base is None:
+                m = self._measure(number)
+            else:  # a new base: measured like a first baseline (noise, holdout) with the new base's files
+                self._restore_protected(tree, base)
+                m, measured = self.measurer.baseline(tree.root, base)
+            status = "keep" if base is None else "baseline"
             common = dict(experiment=number, metric=m.metric, description=description, parent=head,
                           best_before=best, seeds=m.per_seed, mode=mode, started_at=now(), eval_s=m.duration_s,
-                          eval_log=m.log, run_id=self.run_id, extra=dict(extra or {}))
+                          eval_log=m.log, run_id=self.run_id, extra={**measured, **(extra or {})})
             patch = tree.staged_patch(head)
             with self._signals.hold():
                 if m.metric is None:  # a change that does not evaluate is not put on the branch
+                    record.meta = old_meta
                     tree.reset_hard(head)
                     attempt = Attempt(status="crash", reason=f"{reason}; it did not evaluate: {m.error}",
                                       **common)  # type: ignore[arg-type]
                 else:
+                    merged = [base] if base is not None and not self.repo.is_ancestor(base, head) else []
                     sha = tree.commit_tree(tree_sha, head, description, {
                         "Experiment": str(number), "Metric": repr(m.metric),
-                        "Delta": repr(m.metric - best if best is not None else 0.0), "Status": "keep",
-                        **(trailers or {})})
+                        "Delta": repr(m.metric - best if best is not None else 0.0), "Status": status,
+                        **(trailers or {})}, merged=merged)
+                    if base is not None:
+                        self.store.write_meta(record.meta)  # first: a run that dies next re-measures, on the new base
                     self._move_branch(sha, head)
                     tree.reset_hard(sha)
-                    attempt = Attempt(status="keep", sha=sha, reason=reason, **common)  # type: ignore[arg-type]
+                    attempt = Attempt(status=status, sha=sha, reason=reason, **common)  # type: ignore[arg-type]
                 self._append(attempt, patch)
             summary.attempts.append(attempt)
             summary.reason = f"{mode} recorded as experiment {number}"
@@ -236,16 +257,26 @@ class Session:
         if self.repo.current_branch() == record.meta.base_branch and self.repo.dirty():
             self.warn("your checkout has uncommitted changes; they are not part of the base "
                       f"({record.meta.base_sha[:8]}) and the loop will not see them")
+        if self.repo.current_branch() == self.loop.branch:
+            self.warn(f"your checkout has {self.loop.branch} checked out: the loop moves that branch with each "
+                      "keep, so your files will look changed; check out another branch while it runs")
         self.repo.exclude(f"/{WORKTREES}/")
-        self.tree = self.repo.add_worktree(self.worktree_path, self.loop.branch)
+        # Detached at the head (never the branch itself), repaired or made anew when the repository moved.
+        self.tree = self.repo.research_worktree(self.worktree_path, self._head())
         self.record = record
         self._recover(record)
         head = self._head()
         self.tree.reset_hard(head)
         self._drifted = self._protected_drift(record.meta.base_sha, head)
+        fix = f"`arl-bot rebase --loop {self.loop.name}` (or `/autoresearch rebase` on the pull request)"
         if self._drifted:
             self.warn(f"the research branch changed protected paths ({', '.join(self._drifted[:5])}); "
-                      "every evaluation uses the base's version of them")
+                      f"every evaluation uses the base's version of them; {fix} makes them the new base")
+        self.base_behind = rebase.behind(self.repo, record.meta.base_branch, head, self.options.remote)
+        if self.base_behind:
+            self.warn(f"{record.meta.base_branch} moved {self.base_behind} commit{'s' if self.base_behind > 1 else ''} "
+                      f"ahead of the research branch, which still builds on {record.meta.base_sha[:8]}; "
+                      f"{fix} brings them in")
         return record
 
     def _recover(self, record: Record) -> None:
@@ -339,7 +370,7 @@ class Session:
         """The agent edits plan.start's tree; a keep becomes a commit on the head, keeping history linear."""
         record, tree = self._ready()
         mode, start = plan.mode, plan.start
-        if start != parent:  # the worktree has the branch checked out: a reset would move the branch
+        if start != parent:  # files and index only: HEAD stays at the head the keep is committed on
             tree.checkout_tree(start)
         text = prompt.render(self.loop, self._instructions(), record, mode, number, parent=start)
         prompt_file = workdir / "prompt.md"
@@ -392,8 +423,8 @@ class Session:
             return finish(status, reason, measurement, measured=verdict.extra)
         with self._signals.hold():
             # The index is what passed the checks; no phase can write it (it lives under .git, read-only
-            # in the sandbox), so its tree, taken now, is exactly what was evaluated.
-            tree_sha = tree.write_tree()
+            # in the sandbox), so its tree, taken now, is what was evaluated, less what _keep_tree puts back.
+            tree_sha = self._keep_tree(tree, parent)
             sha = tree.commit_tree(tree_sha, parent, result.description, {
                 "Experiment": str(number), "Metric": repr(measurement.metric),
                 "Delta": repr(measurement.metric - best if measurement.metric is not None else 0.0),
@@ -419,6 +450,23 @@ class Session:
         """
         if self._drifted:
             tree.restore_paths(base_sha, self._drifted)
+
+    def _keep_tree(self, tree: Git, parent: str) -> str:
+        """The tree a keep commits: the head's, with the editable paths as they were evaluated.
+
+        Protected paths were made the base's for the evaluation; committing them would revert what a
+        person brought into the branch (a merge of the base branch: a new evaluation file, the config).
+        """
+        stray = [c.path for c in tree.staged_changes(parent)
+                 if not matches_any(c.path, self.loop.editable) or matches_any(c.path, self.loop.all_protected)]
+        if stray:
+            tree.restore_paths(parent, stray)
+        return tree.write_tree()
+
+    def _base_moved(self) -> dict[str, object]:
+        """For the run_start note (the PR body reads it): how far the base branch is ahead, when it is."""
+        record, _ = self._ready()
+        return {"base_behind": self.base_behind, "base_branch": record.meta.base_branch} if self.base_behind else {}
 
     def _instructions(self) -> str:
         _, tree = self._ready()

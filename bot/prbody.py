@@ -31,6 +31,7 @@ COMMANDS = """\
 | `/autoresearch stop` | stop after the current experiment; the schedule skips this loop |
 | `/autoresearch revert <experiment>` | undo a kept experiment (a new commit), then re-measure |
 | `/autoresearch redirect <text>` | tell the agent where to look next |
+| `/autoresearch rebase` | merge the base branch (e.g. `main`) in, make it the base, re-measure |
 | `/autoresearch status` | reply with where the loop stands |
 | `/autoresearch help` | list these commands |"""
 
@@ -326,6 +327,18 @@ def merge(current: str, ours: str) -> str:
     return before + ours.rstrip("\n") + (after if after.strip() else "\n")
 
 
+def base_moved(record: Record) -> str:
+    """A line saying the base branch moved past the research branch, as the latest run found it ('' if not)."""
+    for note in reversed(record.notes):
+        if note.kind == "run_start":
+            behind, branch = note.data.get("base_behind"), note.data.get("base_branch")
+            if not isinstance(behind, int) or isinstance(behind, bool) or behind < 1 or not isinstance(branch, str):
+                return ""
+            return (f"{code_span(branch)} moved {behind} commit{'s' if behind > 1 else ''} ahead; "
+                    "`/autoresearch rebase` brings them in (the research branch still builds on its old base)")
+    return ""
+
+
 def render(record: Record, ctx: BodyContext) -> str:
     """The whole body; always under GitHub's limit however long the loop has run."""
     body = _render(record, ctx, LATEST, KEPT_ROWS)
@@ -342,6 +355,9 @@ def _render(record: Record, ctx: BodyContext, latest: int, kept_rows: int) -> st
         out += [f"> [!WARNING]\n> {ctx.sandbox_warning}", ""]
     if ctx.notice:
         out += [f"> [!NOTE]\n> {ctx.notice}", ""]
+    moved = base_moved(record)
+    if moved:
+        out += [f"> [!NOTE]\n> {moved}", ""]
     out += metric_table(record, ctx)
     out += measurement_view.section(record)  # keep rule, noise, holdout beside validation
     for section in (progress_section(record, ctx), latest_table(record, ctx, latest),

@@ -148,10 +148,12 @@ def test_files_created_by_a_discarded_attempt_are_removed(tmp_path: Path) -> Non
 def test_evaluation_always_runs_the_base_s_protected_code(tmp_path: Path) -> None:
     lab = make_lab(tmp_path, ["8", "9", "7"])
     run(lab, 1)
-    # Someone commits a rigged evaluation straight onto the research branch.
-    tree = Lab(Path(lab.root / ".arl-bot" / "worktrees" / "demo"))
-    tree.write("eval/run.py", "print('score: -1000')\n")
-    tree.commit_all("rig the evaluation")
+    # Someone commits a rigged evaluation straight onto the research branch (the worktree is detached: the
+    # branch can be checked out in the user's own checkout).
+    lab.git("checkout", "--quiet", "autoresearch/demo")
+    lab.write("eval/run.py", "print('score: -1000')\n")
+    lab.commit_all("rig the evaluation")
+    lab.git("checkout", "--quiet", "main")
     summary = run(lab, 1)
     remeasured, attempt = summary.record.attempts[-2:]
     assert (remeasured.status, remeasured.metric) == ("baseline", 8.0)  # the branch moved: measured again

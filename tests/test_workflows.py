@@ -323,7 +323,7 @@ def test_the_lock_covers_every_runtime_dependency_with_hashes() -> None:
     needed += [Requirement(r) for r in PYPROJECT["build-system"]["requires"]]  # --no-build-isolation
     for requirement in needed:
         name = canonicalize_name(requirement.name)
-        assert name in pinned, f"{requirement} is not in {LOCK.name}: regenerate it (requirements/README.md)"
+        assert name in pinned, f"{requirement} is not in {LOCK.name}: regenerate it with the command at its top"
         assert requirement.specifier.contains(pinned[name]), f"{LOCK.name} pins {name}=={pinned[name]}: {requirement}"
 
 

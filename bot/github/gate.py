@@ -110,6 +110,8 @@ def _command(ctx: Context, fb: Feedback, cmd: Command, target: Target) -> Order:
             return NOTHING
         return Order(run=True, targets=(target,), command="revert", experiment=cmd.experiment, pr=ev.number,
                      comment_id=ev.comment_id)
+    if cmd.verb == "rebase":
+        return Order(run=True, targets=(target,), command="rebase", pr=ev.number, comment_id=ev.comment_id)
     if record is not None and record.paused:
         notes.add(ctx.repo, loop, "resume", {"by": ev.author}, ctx.sync_remote)
     return Order(run=True, targets=(target,), command="continue", experiments=cmd.experiments, pr=ev.number,

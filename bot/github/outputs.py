@@ -13,7 +13,7 @@ from typing import TextIO
 from ..events import EventError, count, loop_name
 from ..sanitize import code_block, code_span, terminal_text
 
-COMMANDS = ("continue", "revert", "run")
+COMMANDS = ("continue", "revert", "rebase", "run")
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ from ..errors import ArlError
 from ..loop import Listener, RunOptions, RunSummary, Session
 from ..prbody import BodyContext, fmt, render
 from ..progress import LinePrinter
+from ..rebase import rebase
 from ..revert import revert
 from ..sandbox.none import WARNING
 from ..store import RecordStore
@@ -83,6 +84,11 @@ def run_one(ctx: Context, order: Order, target: Target) -> Outcome:
     if order.command == "revert":
         assert order.experiment is not None
         summary = revert(session, order.experiment)
+    elif order.command == "rebase":
+        rebased = rebase(session)
+        if rebased is None:
+            return Outcome(loop.name, skipped=f"{loop.branch} already has its base branch's newest commit")
+        summary = rebased
     else:
         summary = session.run()
     if view is not None and view.errors and not view.shows(summary.record):
@@ -140,7 +146,7 @@ def _report_failure(ctx: Context, order: Order, target: Target, exc: ArlError) -
             pr = None
     if pr is None or ctx.github is None:
         return
-    retry = {"revert": f"/autoresearch revert {order.experiment}",
+    retry = {"revert": f"/autoresearch revert {order.experiment}", "rebase": "/autoresearch rebase",
              "continue": f"/autoresearch continue {order.experiments or ''}".rstrip()}.get(
         order.command, "/autoresearch continue")
     try:
