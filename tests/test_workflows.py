@@ -486,3 +486,24 @@ def test_reusable_workflow_refuses_an_arl_bot_ref_that_is_not_a_sha(tmp_path: Pa
     assert result.returncode == 1
     assert "is not a full 40-character commit SHA" in result.stdout
     assert _bash(step["run"], tmp_path, ARL_BOT_REF=PINNED_SHA).returncode == 0
+
+
+def test_action_install_step_refuses_a_dependency_whose_hash_does_not_match(tmp_path: Path) -> None:
+    # A lock whose hashes for one package were swapped (a compromised mirror, a re-uploaded file) stops
+    # the install: nothing is handed to the next step.
+    action_path = _checkout_copy(tmp_path / "action")
+    lock = action_path / "requirements" / "action.lock"
+    lines = lock.read_text().splitlines(keepends=True)
+    start = next(i for i, line in enumerate(lines) if line.startswith("pyyaml=="))
+    end = next(i for i in range(start + 1, len(lines)) if not lines[i].lstrip().startswith("--hash="))
+    for i in range(start + 1, end):
+        lines[i] = re.sub(r"sha256:[0-9a-f]{64}", "sha256:" + "0" * 64, lines[i])
+    lock.write_text("".join(lines))
+    runner_temp = tmp_path / "runner-temp"
+    runner_temp.mkdir()
+    result = _bash(_script("install"), runner_temp, ARL_ACTION_PATH=str(action_path), ARL_PYTHON=sys.executable,
+                   **{k: v for k, v in os.environ.items() if k.startswith("PIP_") or k == "HOME"})
+    assert result.returncode == 1
+    assert f"::error title=arl-bot::could not install arl-bot from '{action_path}'" in result.stdout
+    assert "DO NOT MATCH THE HASHES" in result.stderr, result.stderr[-2000:]
+    assert not (runner_temp / "out").exists()
