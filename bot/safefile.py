@@ -20,6 +20,7 @@ from pathlib import Path, PurePosixPath
 from typing import BinaryIO, Literal
 
 from .errors import ArlError
+from .sanitize import display_path
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 _FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY
@@ -195,4 +196,5 @@ def _read_at_most(handle: BinaryIO, size: int) -> bytes:
 
 
 def _shown(relative: str | PurePosixPath) -> str:
-    return str(relative)[:200]
+    """The path for a message: the agent may have named it, so odd characters are escaped as git does."""
+    return display_path(str(relative))[:200]
