@@ -172,3 +172,12 @@ def test_an_explicit_sandbox_none_still_runs_without_bwrap(tmp_path: Path, monke
 
 def test_problem_reads_as_what_then_fix() -> None:
     assert str(Problem("x is missing", "install x")) == "x is missing\n    fix: install x"
+
+
+def test_the_research_job_log_says_what_the_check_saw(tmp_path: Path) -> None:
+    with world(tmp_path) as w:
+        result = w.dispatch(experiments=1)
+        assert result.code == 0, result.stderr
+        line = next(x for x in result.stderr.splitlines() if x.startswith("arl-bot: runner check: "))
+        assert "bubblewrap works" in line and "GiB free at" in line
+        assert "runner version not checked (not inside a runner job" in line

@@ -200,9 +200,20 @@ def sandbox_problems(loops: Iterable[Loop]) -> list[Problem]:
 def require_ready(env: Mapping[str, str], loops: Sequence[Loop]) -> None:
     """Fail before the research job uses the GPU when the runner lacks a piece or a loop has no sandbox."""
     facts = gather(env, Path(env.get("GITHUB_WORKSPACE") or Path.cwd()))
+    print(f"arl-bot: runner check: {summary(facts)}", file=sys.stderr)  # the job log says what was checked
     found = problems(facts, loops) + sandbox_problems(loops)
     if found:
         raise RunnerNotReady(found)
+
+
+def summary(facts: Facts) -> str:
+    """One line of what the check saw."""
+    bwrap = "bubblewrap missing" if facts.bwrap is None else (
+        "bubblewrap blocked" if facts.bwrap_error else "bubblewrap works")
+    runner = ("runner " + ".".join(map(str, facts.runner_version)) if facts.runner_version
+              else f"runner version not checked ({facts.runner_note})")
+    return (f"python {'.'.join(map(str, facts.python))}, {bwrap}, {facts.free_bytes / 1024**3:.1f} GiB free at "
+            f"{facts.disk_path}, {runner}")
 
 
 def require_loops_ready(env: Mapping[str, str], config_loops: Mapping[str, Loop], names: Iterable[str]) -> None:
