@@ -1,25 +1,77 @@
-"""The git adapter: the only module that talks to git (through GitPython and the git CLI it wraps)."""
+"""The git adapter: the only module that runs git, and every git it runs runs no repository-controlled code.
+
+Each command gets config forced through GIT_CONFIG_COUNT (read after every config file): no hooks, no
+fsmonitor, no submodule recursion, no pager or editor, no signing, no `ext::` transport, every filter and
+merge driver the config defines emptied, and credential helpers, ssh and askpass commands taken only from
+system and global config. Diffs run with `--no-ext-diff --no-textconv`. Non-network commands get no
+secret-looking variables; only fetch, push and ls-remote get the token (`network_config`) and a time limit.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import re
+import shlex
 import shutil
+import subprocess
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import git as gitpython
 from gitdb import LooseObjectDB  # type: ignore[import-untyped]  # gitdb ships no type hints
 from gitdb.base import IStream  # type: ignore[import-untyped]
 
+from . import process, treecheck
 from .errors import GitError, PushRejectedError
 
 ZERO_SHA = "0" * 40
 TREE_MODE = "40000"
 BLOB_MODE = "100644"
+GITLINK_MODE = "160000"
 TRAILER_PREFIX = "Autoresearch-"
+
+NETWORK = ("fetch", "push", "ls-remote")  # the only commands that get network_config and a time limit
+NETWORK_TIMEOUT_S = 600.0  # wall clock for one fetch or push; ARL_GIT_TIMEOUT overrides it
+LOW_SPEED_BYTES = 1000  # an HTTP transfer slower than this (bytes/s) for LOW_SPEED_S is given up
+LOW_SPEED_S = 60
+
+# Config forced on every git the bot runs. Each value turns off a way config or the tree runs a command.
+SAFE_CONFIG: tuple[tuple[str, str], ...] = (
+    ("core.fsmonitor", "false"),  # a command git runs on every index read
+    ("core.hooksPath", os.devnull),  # no hooks: nothing can be planted below /dev/null (`.husky` is in the tree)
+    ("core.pager", "cat"),
+    ("core.alternateRefsCommand", "true"),  # a shell command run during fetch when alternates exist
+    ("color.ui", "false"),  # output is parsed
+    ("submodule.recurse", "false"),
+    ("fetch.recurseSubmodules", "false"),
+    ("push.recurseSubmodules", "no"),
+    ("diff.ignoreSubmodules", "dirty"),  # never run `git status` inside a submodule (its fsmonitor, its config)
+    ("status.submoduleSummary", "false"),
+    ("protocol.ext.allow", "never"),  # ext:: URLs (an insteadOf away) run a command
+    ("commit.gpgSign", "false"),  # gpg.program is a command
+    ("tag.gpgSign", "false"),
+    ("push.gpgSign", "false"),
+    ("log.showSignature", "false"),
+    ("gc.auto", "0"),  # no detached `git gc` outliving the command
+    ("maintenance.auto", "false"),
+)
+SAFE_ENV = {
+    "GIT_TERMINAL_PROMPT": "0",  # a missing credential fails instead of waiting for a password
+    "GIT_PAGER": "cat", "PAGER": "cat", "GIT_EDITOR": "true", "GIT_SEQUENCE_EDITOR": "true",
+    "LC_ALL": "C", "LANGUAGE": "C",  # errors are matched in English
+}
+DIFF_COMMANDS = ("diff", "show", "log")  # get --no-ext-diff --no-textconv: diff.external and drivers run commands
+# Names of variables a non-network git does not need and must not hand on (GITHUB_TOKEN, API keys, the agent).
+SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSW|CREDENTIAL|API_?KEY|PRIVATE|_KEY$|^SSH_AUTH_SOCK$", re.IGNORECASE)
+TRUSTED_SCOPES = ("system", "global", "command")  # config written by the user or the machine, never the repository
+
+# Config only fetch, push and ls-remote get: github/gitauth.py puts the token header here for a block.
+network_config: dict[str, str] = {}
 
 
 def identity_env() -> dict[str, str]:
@@ -62,19 +114,87 @@ class Git:
         self.root = Path(self._repo.working_tree_dir or path).resolve()
         self.common_dir = Path(self._repo.common_dir).resolve()
         self._loose: LooseObjectDB | None = None
+        self._config: list[tuple[str, str]] | None = None
+        self._gitlinks: dict[str, list[str]] = {}
+        # GitPython's own `git cat-file --batch` (read_blobs) reads objects only; these keep it that way.
+        self._repo.git.update_environment(**config_env(list(SAFE_CONFIG), os.environ))
 
     # -- plumbing -------------------------------------------------------------------------------
     def run(self, *args: str, env: dict[str, str] | None = None, strip: bool = True) -> str:
-        """Run a git subcommand here and return its stdout; raise GitError with git's words."""
+        """Run a git subcommand here and return its stdout; raise GitError with git's words.
+
+        env adds variables (GIT_INDEX_FILE, an identity); ones equal to ours are ignored, so passing
+        a copy of os.environ cannot bring back what the command is not meant to have.
+        """
+        network = bool(args) and args[0] in NETWORK
+        argv, full_env = self.command(list(args), env)
+        if network:
+            return self._run_network(argv, full_env, args, strip)
+        done = subprocess.run(argv, cwd=self.root, env=full_env, stdin=subprocess.DEVNULL, capture_output=True)
+        if done.returncode != 0:
+            raise GitError(" ".join(args[:3]), done.stderr.decode("utf-8", "replace").strip())
+        return _text(done.stdout, strip)
+
+    def command(self, args: list[str], env: dict[str, str] | None = None) -> tuple[list[str], dict[str, str]]:
+        """The argv and environment the bot runs `git <args>` with (see the module docstring)."""
+        network = bool(args) and args[0] in NETWORK
+        full = {k: v for k, v in os.environ.items() if network or not SECRET_NAME.search(k)}
+        full.update({k: v for k, v in (env or {}).items() if os.environ.get(k) != v})
+        full.update(SAFE_ENV)
+        # core.gitProxy (git:// only) is first-match-wins, so no later config can override a repository's;
+        # an empty GIT_PROXY_COMMAND can, unless the user set one.
+        full.setdefault("GIT_PROXY_COMMAND", "")
+        forced = list(SAFE_CONFIG) + self._repository_overrides()
+        if network:
+            forced += [("http.lowSpeedLimit", str(LOW_SPEED_BYTES)),
+                       ("http.lowSpeedTime", str(int(min(LOW_SPEED_S, max(1.0, network_timeout())))))]
+            forced += list(network_config.items())
+        # GIT_CONFIG_PARAMETERS (set only when arl-bot itself runs under a git command) is read after
+        # GIT_CONFIG_COUNT and would win over the forced values.
+        full.pop("GIT_CONFIG_PARAMETERS", None)
+        full.update(config_env(forced, full))
+        if args and args[0] in DIFF_COMMANDS:
+            args = [args[0], "--no-ext-diff", "--no-textconv", *args[1:]]
+        if args and args[0] == "status":
+            args = [args[0], "--ignore-submodules=dirty", *args[1:]]
+        return ["git", "--no-pager", *args], full
+
+    def _run_network(self, argv: list[str], env: dict[str, str], args: tuple[str, ...], strip: bool) -> str:
+        # Own process group and a wall clock: a remote that accepts and never answers must not hang the run.
+        limit = network_timeout()
+        done = process.run(argv, cwd=self.root, env=env, timeout=limit)
+        what = " ".join(args[:3])
+        # curl gives up first when http.lowSpeedTime is below the wall clock: the same cause, the same message.
+        if done.timed_out or "Operation too slow" in done.stderr:
+            remote = next((a for a in args[1:] if not a.startswith("-")), "")
+            raise GitError(f"{args[0]} {remote}",
+                           f"{remote} ({self._remote_url(remote)}) did not answer within {limit:g} s",
+                           hint=f"check that the remote is reachable (`git ls-remote {remote}`), the network and any "
+                           "proxy; ARL_GIT_TIMEOUT sets the limit in seconds")
+        if not done.ok:
+            cls = PushRejectedError if args[0] == "push" else GitError
+            raise cls(what, done.stderr.strip())
+        return done.stdout[:-1] if strip and done.stdout.endswith("\n") else done.stdout
+
+    def _remote_url(self, remote: str) -> str:
+        """Where remote points, without any user or password in it."""
         try:
-            out: str = self._repo.git.execute(
-                ["git", *args], env=env, strip_newline_in_stdout=strip, stdout_as_string=True
-            )
-        except gitpython.GitCommandError as exc:
-            stderr = exc.stderr if isinstance(exc.stderr, str) else str(exc.stderr)
-            cls = PushRejectedError if args and args[0] == "push" else GitError
-            raise cls(" ".join(args[:3]), stderr.replace("stderr: ", "").strip(" '\n")) from None
-        return out
+            url = self.run("remote", "get-url", remote)
+        except GitError:
+            return remote
+        parts = urlsplit(url)
+        if parts.netloc and "@" in parts.netloc:
+            url = urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
+        return url
+
+    def _repository_overrides(self) -> list[tuple[str, str]]:
+        """Config that neutralises commands the repository's config (or any config) names."""
+        if self._config is None:
+            out = subprocess.run(["git", "--no-pager", "config", "--list", "--show-scope", "-z"], cwd=self.root,
+                                 env={k: v for k, v in os.environ.items() if not SECRET_NAME.search(k)},
+                                 stdin=subprocess.DEVNULL, capture_output=True).stdout
+            self._config = _overrides(_parse_listing(out.decode("utf-8", "surrogateescape")))
+        return self._config
 
     def rev(self, ref: str) -> str | None:
         """The SHA ref points at, or None when it does not exist."""
@@ -158,6 +278,22 @@ class Git:
             return self.run("symbolic-ref", "--quiet", "--short", "HEAD")
         except GitError:
             return None
+
+    def gitlinks(self, commit: str) -> list[str]:
+        """Submodule paths (gitlinks) in commit's tree."""
+        if commit in self._gitlinks:
+            return self._gitlinks[commit]
+        links = []
+        for item in self.run("ls-tree", "-r", "-z", commit, strip=False).split("\0"):
+            if item.startswith(GITLINK_MODE + " "):
+                links.append(item.split("\t", 1)[1])
+        if re.fullmatch(r"[0-9a-f]{40}", commit):  # a name like HEAD moves; a SHA's tree never changes
+            self._gitlinks[commit] = links
+        return links
+
+    def hazards(self, commit: str) -> list[str]:
+        """Nested `.git` entries and files in submodule folders here (treecheck.hazards), before git looks."""
+        return treecheck.hazards(self.root, self.gitlinks(commit))
 
     def dirty(self) -> bool:
         """Whether there are uncommitted changes or untracked files."""
@@ -252,7 +388,8 @@ class Git:
                 shutil.rmtree(entry)
 
     def stage_all(self) -> None:
-        """Stage every change, untracked files included (ignored files stay out)."""
+        """Stage every change, untracked files included (ignored files stay out). Check hazards() first."""
+        self._config = None  # read the config again: this is the first git command after an agent ran
         self.run("add", "--all", "--", ".")
 
     def staged_changes(self, against: str = "HEAD") -> list[Change]:
@@ -302,14 +439,24 @@ class Git:
         self.run("clean", "-ffdXq")
 
     def reset_hard(self, commit: str) -> None:
-        """Throw away every change, ignored and untracked files included, back to commit."""
+        """Throw away every change, ignored and untracked files included, back to commit.
+
+        For the bot's worktree only: nested repositories and anything in a submodule's folder are
+        deleted first, by path, so that no git command ever looks inside them.
+        """
+        self._scrub(commit)
         self.run("reset", "--quiet", "--hard", commit)
         self.run("clean", "-ffdxq")
 
     def checkout_tree(self, commit: str) -> None:
         """Make the index and files commit's, leaving HEAD and the checked-out branch where they are."""
+        self._scrub(commit)
         self.run("read-tree", "--reset", "-u", commit)
         self.run("clean", "-ffdxq")
+
+    def _scrub(self, commit: str) -> None:
+        self._config = None
+        treecheck.remove(self.root, self.hazards(commit))
 
     def commit_trailers(self, branch: str, stop_at: str) -> list[tuple[str, str, dict[str, str]]]:
         """(sha, subject, trailers) of the commits on branch after stop_at that carry the bot's trailers."""
@@ -379,3 +526,79 @@ def _backlink(entry: Path) -> Path | None:
     except OSError:
         return None
     return (entry / text).resolve() if text else None
+
+
+def config_env(pairs: list[tuple[str, str]], env: Mapping[str, str]) -> dict[str, str]:
+    """GIT_CONFIG_COUNT/KEY/VALUE variables that add pairs after those env already has (later ones win).
+
+    The environment rather than `-c`: values (the token) stay off the command line, keys may hold '='.
+    """
+    try:
+        start = max(0, int(env.get("GIT_CONFIG_COUNT") or 0))
+    except ValueError:
+        start = 0
+    added = {"GIT_CONFIG_COUNT": str(start + len(pairs))}
+    for i, (key, value) in enumerate(pairs, start):
+        added[f"GIT_CONFIG_KEY_{i}"] = key
+        added[f"GIT_CONFIG_VALUE_{i}"] = value
+    return added
+
+
+def network_timeout() -> float:
+    """Seconds one fetch or push may take: ARL_GIT_TIMEOUT, else NETWORK_TIMEOUT_S."""
+    try:
+        return float(os.environ.get("ARL_GIT_TIMEOUT") or NETWORK_TIMEOUT_S)
+    except ValueError:
+        return NETWORK_TIMEOUT_S
+
+
+def _text(data: bytes, strip: bool) -> str:
+    text = data.decode("utf-8", "surrogateescape")
+    return text[:-1] if strip and text.endswith("\n") else text
+
+
+def _parse_listing(out: str) -> list[tuple[str, str, str]]:
+    """(scope, key, value) from `git config --list --show-scope -z`; a key with no value reads as true."""
+    fields = out.split("\0")
+    entries = []
+    for scope, item in zip(fields[0::2], fields[1::2], strict=False):
+        key, _, value = item.partition("\n")
+        entries.append((scope, key, value if "\n" in item else "true"))
+    return entries
+
+
+def _overrides(listing: list[tuple[str, str, str]]) -> list[tuple[str, str]]:
+    """Forced config for the commands that config names: drivers in any scope, network programs in the repo's."""
+    forced: dict[str, str] = {}
+    by_key: dict[str, list[tuple[str, str]]] = {}
+    for scope, key, value in listing:
+        by_key.setdefault(key, []).append((scope, value))
+    for key, values in by_key.items():
+        section, _, rest = key.partition(".")
+        sub, _, name = rest.rpartition(".")
+        section, name = section.lower(), name.lower()
+        trusted = [value for scope, value in values if scope in TRUSTED_SCOPES]
+        local = len(trusted) < len(values)
+        if section == "filter" and sub and name in ("clean", "smudge", "process"):
+            # The tree's .gitattributes picks drivers; emptied, a file is staged and checked out as it is, so
+            # the commit holds the bytes that were evaluated (git-lfs files stay pointer files).
+            forced[key] = ""
+            forced[f"filter.{sub}.required"] = "false"
+        elif section == "merge" and sub and name == "driver":
+            forced[key] = "false"  # a failing driver is a conflict: merges stop, nothing runs
+        elif section == "hook" and sub and name == "command":
+            forced[key] = "true"  # config-defined hooks (newer git)
+        elif not local:
+            continue
+        elif section == "credential" and name == "helper":
+            # A list: an empty value clears it, then the user's own helpers again.
+            for i, value in enumerate(["", *trusted]):
+                forced[f"{key}\0{i}"] = value
+        elif section == "core" and not sub and name == "sshcommand":
+            ssh = os.environ.get("GIT_SSH")
+            forced[key] = trusted[-1] if trusted else shlex.quote(ssh) if ssh else "ssh"
+        elif section == "core" and not sub and name == "askpass":
+            forced[key] = trusted[-1] if trusted else os.environ.get("SSH_ASKPASS", "")
+        elif section == "remote" and sub and name in ("uploadpack", "receivepack"):
+            forced[key] = trusted[-1] if trusted else f"git-{name[:-4]}-pack"
+    return [(key.split("\0")[0], value) for key, value in forced.items()]

@@ -18,7 +18,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Protocol
 
-from . import decide, diffcheck, process, prompt, rebase, safefile, validate
+from . import decide, diffcheck, process, prompt, rebase, safefile, treecheck, validate
 from .agents import Agent, AgentTask, get_agent
 from .config import Config, Loop
 from .errors import ArlError, Interrupted, RecordError
@@ -386,8 +386,10 @@ class Session:
             redirects=prompt.notes(record), history=tuple(record.attempts),
         ))
         agent_s = time.monotonic() - t0
-        tree.stage_all()
-        changes = tree.staged_changes(start)
+        planted = tree.hazards(start)  # before git looks: it would read a nested repository's config
+        if not planted:
+            tree.stage_all()
+        changes = [] if planted else tree.staged_changes(start)
         patch = tree.staged_patch(start) if changes else ""
 
         def finish(status: str, reason: str, measurement: Measurement | None = None,
@@ -409,6 +411,8 @@ class Session:
             self.agent.observe(number, status, attempt.metric)
             return attempt
 
+        if planted:
+            return finish("invalid", treecheck.reason(planted))
         if not result.ok:
             return finish("crash", result.error)
         problem = diffcheck.violation(changes, self.loop) or validate.failure(tree.root, changes, self.loop)

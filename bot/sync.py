@@ -180,7 +180,7 @@ class Remote:
         from .git import identity_env
 
         with tempfile.TemporaryDirectory(prefix="arl-record-") as scratch:
-            env = {**os.environ, "GIT_INDEX_FILE": os.path.join(scratch, "index")}
+            env = {"GIT_INDEX_FILE": os.path.join(scratch, "index")}  # Git.run adds it to its own environment
             self.repo.run("read-tree", remote, env=env)
             entries = dict(self.repo.tree_entries(local))
             cacheinfo: list[str] = []

@@ -12,7 +12,7 @@ from ..globs import matches_any
 
 READ_LIMIT = 100_000  # characters a single read returns; the model can page with offset/limit
 LIST_LIMIT = 500  # entries a single listing returns
-HIDDEN = (".git",)  # never listed, read or written
+HIDDEN = (".git",)  # never listed, read or written, at any depth and in any case
 
 SCHEMAS: list[dict[str, Any]] = [
     {"name": "list_files",
@@ -74,8 +74,10 @@ class FileTools:
             raise ToolRefused(f"{path!r} is not a folder")
         found: list[str] = []
         for folder, dirs, files in os.walk(target):
-            dirs[:] = sorted(d for d in dirs if d not in HIDDEN)
+            dirs[:] = sorted(d for d in dirs if d.lower() not in HIDDEN)
             for name in sorted(files):
+                if name.lower() in HIDDEN:  # a `.git` file (gitdir: pointer) is hidden like the folder
+                    continue
                 child = (Path(folder) / name).relative_to(self.root).as_posix()
                 found.append(f"{child} [editable]" if self._may_write(child) else child)
         more = f"\n... and {len(found) - LIST_LIMIT} more" if len(found) > LIST_LIMIT else ""
@@ -132,8 +134,10 @@ class FileTools:
         rel = "" if rel == "." else rel
         if not rel and not allow_root:
             raise ToolRefused("give a file path")
-        if rel.split("/")[0] in HIDDEN:
-            raise ToolRefused(f"{path!r} is off limits")
+        # Not only the top: `model/sub/.git/config` would make model/sub a repository whose config
+        # (an fsmonitor command, hooks) the bot's git reads.
+        if any(part.lower() in HIDDEN for part in rel.split("/")):
+            raise ToolRefused(f"{path!r} is off limits: no path may go through a .git entry")
         root = self.root.resolve()
         target = root / rel
         # A symlink could point at a protected file or out of the tree; the real path must be the named one.
