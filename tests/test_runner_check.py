@@ -124,8 +124,9 @@ def test_doctor_reports_a_missing_bwrap_with_the_install_command(tmp_path: Path)
 
 
 def test_doctor_passes_on_a_machine_that_has_everything(tmp_path: Path) -> None:
-    result = subprocess.run([sys.executable, "-m", "arl_bot.cli", "doctor"], cwd=tmp_path, capture_output=True,
-                            text=True, timeout=60, check=False)
+    env = {k: v for k, v in os.environ.items() if k != "RUNNER_WORKSPACE"}  # as on a machine, not in a job
+    result = subprocess.run([sys.executable, "-m", "arl_bot.cli", "doctor"], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "bubblewrap  works" in result.stdout and "ok: this machine can run the research job" in result.stdout
     assert "runner      not checked: not inside a runner job" in result.stdout
