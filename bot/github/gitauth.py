@@ -1,43 +1,39 @@
-"""Give git the token for fetch and push through the environment: never in .git/config, never on argv."""
+"""Give git the token for fetch and push only: in their environment, never in .git/config, never on argv."""
 
 from __future__ import annotations
 
 import base64
-import os
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 
+from ..git import network_config
 
-def token_config(server_url: str, token: str, env: MutableMapping[str, str]) -> dict[str, str]:
-    """GIT_CONFIG_* variables that add the token as an HTTP header for server_url, after any already set."""
-    start = int(env.get("GIT_CONFIG_COUNT", "0") or 0)
+
+def token_header(server_url: str, token: str) -> tuple[str, str]:
+    """The config key and value that send token as an HTTP header to URLs under server_url."""
     basic = base64.b64encode(f"x-access-token:{token}".encode()).decode()
     # The header form is what actions/checkout uses; git sends it only to URLs under server_url.
-    return {
-        "GIT_CONFIG_COUNT": str(start + 1),
-        f"GIT_CONFIG_KEY_{start}": f"http.{server_url.rstrip('/')}/.extraheader",
-        f"GIT_CONFIG_VALUE_{start}": f"AUTHORIZATION: basic {basic}",
-        "GIT_TERMINAL_PROMPT": "0",  # a missing or bad token fails instead of waiting for a password
-    }
+    return f"http.{server_url.rstrip('/')}/.extraheader", f"AUTHORIZATION: basic {basic}"
 
 
 @contextmanager
 def git_token(server_url: str, token: str) -> Iterator[None]:
-    """Within the block, git commands this process runs authenticate to server_url with token.
+    """Within the block, the fetches and pushes this process runs authenticate to server_url with token.
 
-    Agents and evaluations do not inherit it: their environment is an allowlist (bot/policy.py).
+    The header goes into git.network_config, which bot/git.py hands only to fetch, push and ls-remote:
+    no other git process, and nothing they start, sees it. Agents and evaluations do not inherit it
+    either: their environment is an allowlist (bot/policy.py).
     """
     if not token or not server_url:
         yield
         return
-    added = token_config(server_url, token, os.environ)
-    saved = {k: os.environ.get(k) for k in added}
-    os.environ.update(added)
+    key, value = token_header(server_url, token)
+    saved = network_config.get(key)
+    network_config[key] = value
     try:
         yield
     finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        if saved is None:
+            network_config.pop(key, None)
+        else:
+            network_config[key] = saved
