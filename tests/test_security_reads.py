@@ -64,20 +64,20 @@ def secret(tmp_path: Path) -> Secret:
 
 
 def lab(tmp_path: Path, *, agent: str = "", pipeline: str = "return 0.0", evaluate_extra: str = "",
-        files: dict[str, str] | None = None) -> Lab:
-    """A lab under bubblewrap whose agent installs `pipeline` (the body of run()) and then runs `agent`."""
+        files: dict[str, str] | None = None, evaluate: str | None = None) -> Lab:
+    """A lab under bubblewrap whose agent installs `pipeline` (the body of run()) and then runs `agent`.
+
+    evaluate replaces the whole `evaluate:` mapping (a flow mapping on one line); evaluate_extra adds keys.
+    """
+    evaluate = evaluate or f'{{command: "{PY} eval/run.py", timeout: 20, seeds: [1]}}'
     config = textwrap.dedent(f"""\
         version: 1
         loops:
           demo:
             editable: ["model/**"]
-            protected: ["eval/**", "agent.py", "attack.py"]
+            protected: ["eval/**", "tests/**", "agent.py", "attack.py"]
             metric: {{name: score, goal: minimize}}
-            evaluate:
-              command: "{PY} eval/run.py"
-              timeout: 20
-              seeds: [1]
-        {textwrap.indent(evaluate_extra, " " * 6)}
+            evaluate: {{{evaluate[1:-1]}{", " if evaluate_extra else ""}{evaluate_extra}}}
             agent: {{kind: command, command: "{PY} agent.py", timeout: 20}}
             sandbox: {{kind: bubblewrap}}
             budget: {{experiments: 1}}
@@ -259,3 +259,48 @@ def test_claude_codes_files_are_not_followed(tmp_path: Path, secret: Secret) -> 
     watcher.finish()
     assert watcher.reason.startswith("cost cap")
     assert not planted.exists()
+
+
+# Runs when the evaluation's interpreter exits, after pytest or the lab runner wrote its result file:
+# the agent's code swaps that file for a link to the root-only file, which here holds a valid result.
+SWAP_AT_EXIT = """\
+import atexit, os, sys
+def _swap():
+    for arg in sys.argv:
+        for flag in ("--junitxml=", "--result="):
+            if arg.startswith(flag):
+                os.remove(arg[len(flag):])
+                os.symlink({secret!r}, arg[len(flag):])
+    if "--result" in sys.argv:
+        path = sys.argv[sys.argv.index("--result") + 1]
+        os.remove(path)
+        os.symlink({secret!r}, path)
+atexit.register(_swap)
+"""
+
+
+@pytest.mark.parametrize("backend", ["pytest", "python"])
+def test_a_backends_result_file_swapped_for_a_link(tmp_path: Path, secret: Secret, backend: str) -> None:
+    if backend == "pytest":  # a junit report in which every test passed, and the secret names a test
+        secret.file.write_text(f'<testsuites><testsuite><testcase classname="{secret.value}" name="t"/>'
+                               "</testsuite></testsuites>")
+        evaluate = "{backend: pytest, options: {args: [tests/]}, timeout: 60}"
+        files = {"tests/test_it.py": "from model import pipeline\n\ndef test_it():\n    assert pipeline.run() < 5\n",
+                 "conftest.py": ""}
+    else:
+        secret.file.write_text(json.dumps({"score": 0.0, "metrics": {}, "samples": [{"id": secret.value}]}))
+        evaluate = '{backend: "eval/backend.py:Backend", options: {pipeline_dir: model, data_dir: model}, timeout: 60}'
+        files = {"eval/backend.py": textwrap.dedent("""\
+            import sys
+            sys.path.insert(0, ".")
+            class Backend:
+                def evaluate(self, pipeline_dir, data_dir, sample_ids=None):
+                    from model import pipeline
+                    return type("R", (), {"score": float(pipeline.run()), "metrics": {}, "sample_results": []})()
+            """)}
+    repo = lab(tmp_path, evaluate=evaluate, files={
+        **files, "attack.py": SWAP_AT_EXIT.format(secret=str(secret.file)) + "def run():\n    return 0.0\n"})
+    attempt, seen = run_bot(repo, secret)
+    assert secret.value not in seen
+    assert attempt["status"] == "crash"
+    assert "is a symbolic link; links are not followed" in attempt["reason"]
