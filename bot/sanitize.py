@@ -88,6 +88,7 @@ _BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u200e\
 ZWSP = "\u200b"
 _MD_ESCAPED = frozenset("\\`*[]&~|$")  # emphasis, code, links/images, entities, strikes, tables, math
 _MENTION = re.compile(r"([@#])(?=[\w-])")  # @user, @org/team, #123, org/repo#123
+_SHORTCODE = re.compile(r"(:)(?=[\w+-]+:)")  # :octocat: and the other custom emoji render as images
 _AUTOLINK = re.compile(r"(?i)(:)(//)|\b(www)(\.)")  # http://, https://, ftp://, www.
 # A line that starts a block: heading, quote, list item, setext underline, thematic break.
 _BLOCK_START = re.compile(r"^(#|>|[-+=]|\d{1,9}(?=[.)]))")
@@ -113,6 +114,7 @@ def _markdown_line(line: str) -> str:
             out.append(ch)
     escaped = "".join(out)
     escaped = _MENTION.sub(lambda m: m.group(1) + ZWSP, escaped)
+    escaped = _SHORTCODE.sub(lambda m: m.group(1) + ZWSP, escaped)
     escaped = _AUTOLINK.sub(lambda m: f"{m.group(1)}{ZWSP}{m.group(2)}" if m.group(1)
                             else f"{m.group(3)}{ZWSP}{m.group(4)}", escaped)
     match = _BLOCK_START.match(escaped)

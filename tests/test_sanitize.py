@@ -113,6 +113,7 @@ HOSTILE = [
     "www.evil.example and https://evil.example/path", "mail me@evil.example", "$x^2$ and $$y$$",
     "a | b | c", "trailing backslash \\", "    indented code", "line one\nline two\n\nparagraph",
     "see #123 and org/repo#45 and @alice, cc @org/team", "snake_case_name and __init__",
+    ":octocat: :shipit: and :+1: at 12:30:00",
 ]
 
 
@@ -122,7 +123,7 @@ def _visible_text(rendered: str) -> str:
 
 def _linkable(text: str) -> list[str]:
     """What GitHub would still turn into a mention, a reference or a link in the rendered text."""
-    return re.findall(r"(?<![\w`])@[A-Za-z0-9]|(?<![\w&])#[0-9A-Za-z]|://|\bwww\.", text)
+    return re.findall(r"(?<![\w`])@[A-Za-z0-9]|(?<![\w&])#[0-9A-Za-z]|://|\bwww\.|:[\w+-]+:", text)
 
 
 @pytest.mark.parametrize("text", HOSTILE)
