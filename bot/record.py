@@ -32,8 +32,8 @@ def dumps(data: Any) -> str:
 def _finite(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return repr(value)  # 'inf', '-inf', 'nan': float() reads each back
-    if isinstance(value, dict):
-        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, dict):  # JSON keys are strings: a backend's tuple or None key becomes its str()
+        return {key if isinstance(key, str | int) else str(key): _finite(item) for key, item in value.items()}
     if isinstance(value, list | tuple):
         return [_finite(item) for item in value]
     return value

@@ -85,11 +85,13 @@ def test_wrong_types_in_meta_and_notes_are_damaged_items_too(tmp_path: Path) -> 
 
 def test_a_value_json_cannot_hold_round_trips_through_the_record() -> None:
     attempt = Attempt(experiment=1, status="discard", metric=1.7e308, description="d", parent="p",
-                      best_before=-1.7e308, extra={"keep": {"improvement": float("-inf"), "sigma": float("nan")}})
+                      best_before=-1.7e308, extra={"keep": {"improvement": float("-inf"), "sigma": float("nan")},
+                                                   "by_pair": {(1, 2): 0.5}, "when": Path("/x")})
     text = attempt.to_json()
     assert "Infinity" not in text and "NaN" not in text
     back = Attempt.from_dict(json.loads(text))
     assert back.extra["keep"]["improvement"] == "-inf" and back.delta == float("inf")
+    assert back.extra["by_pair"] == {"(1, 2)": 0.5} and back.extra["when"] == "/x"
 
 
 BIG_AGENT = """\
