@@ -128,10 +128,10 @@ def test_a_service_whose_script_the_agent_may_edit_never_starts_and_says_why(tmp
         evaluate: {{command: "{PY} eval/run.py", timeout: 20, seeds: [1]}}
         sandbox: bubblewrap
         services:
-          - {{name: svc, command: "{PY} svc.py", ready: {{command: "true"}}, timeout: 5}}
+          - {{name: svc, command: "{PY} svc.py {{port}}", port: 0, timeout: 30}}
         """
-    lab = lab_with(tmp_path, loop, {"svc.py": "import time\ntime.sleep(60)\n"}, "")
-    with pytest.raises(ArlError, match="baseline evaluation failed: service 'svc'"):
+    lab = lab_with(tmp_path, loop, {"svc.py": BRIDGE}, "")
+    with pytest.raises(ArlError, match="service 'svc' exited with status 2 before it was ready"):
         run_once(lab)
     record = RecordStore(lab.repo, "demo").load()
     assert record is not None
