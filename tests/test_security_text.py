@@ -23,6 +23,7 @@ from arl_bot.github import feedback
 from arl_bot.github.client import GitHub
 from arl_bot.github.outputs import failure_summary
 from arl_bot.prbody import END_MARKER, BodyContext, render
+from arl_bot.progress import CLEAR
 from arl_bot.record import Note, Record
 from arl_bot.report import build_report
 from arl_bot.sanitize import ZWSP, terminal_text
@@ -142,6 +143,17 @@ def test_the_terminal_gets_no_escape_sequences(ran: tuple[Lab, subprocess.Comple
     # ...and still shows the words, the escapes stripped
     assert " ".join(SHOWN.split()) in outputs["run"] and " ".join(SHOWN.split())[:60] in outputs["results table"]
     assert "pull-request body (dry run: not posted)" in run.stdout
+
+
+def test_the_status_line_draws_only_its_own_escapes(tmp_path: Path) -> None:
+    lab = hostile_lab(tmp_path)
+    run = arl(lab, "run", "--dry-run", "--progress", "status")
+    assert run.returncode == 0, run.stderr
+    # The status line redraws itself with CLEAR (carriage return, erase line), and with nothing else; text
+    # mode reads its carriage return as a newline.
+    own = run.stderr.replace(CLEAR.lstrip("\r"), "")
+    assert not TERMINAL_CONTROLS.findall(own + run.stdout), TERMINAL_CONTROLS.findall(own)
+    assert "@octo-org/everyone ![x](http://evil/x.png)" in own
 
 
 def rendered_body(body: str) -> str:
