@@ -208,7 +208,7 @@ class Measurer:
         values = [s.metric for s in measurement.seeds if s.metric is not None]
         error = ""
         if measurement.error:
-            own = _OWN_FAILURE.fullmatch(measurement.error)
+            own = _OWN_FAILURE.match(measurement.error)  # the status, without what follows it
             error = HOLDOUT_FAILED + (f" ({own.group(0)})" if own else "")
             self.console(f"{error}; its log, which is not recorded:\n{measurement.log[-HOLDOUT_LOG_CHARS:]}")
         return {"metric": measurement.metric, "seeds": measurement.per_seed, "error": error,
