@@ -15,6 +15,7 @@ import re
 import shlex
 import shutil
 import subprocess
+import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -116,8 +117,8 @@ class Git:
         self._loose: LooseObjectDB | None = None
         self._config: list[tuple[str, str]] | None = None
         self._gitlinks: dict[str, list[str]] = {}
-        # GitPython's own `git cat-file --batch` (read_blobs) reads objects only; these keep it that way.
-        self._repo.git.update_environment(**config_env(list(SAFE_CONFIG), os.environ))
+        self._cat: subprocess.Popen[bytes] | None = None
+        self._cat_lock = threading.Lock()
 
     # -- plumbing -------------------------------------------------------------------------------
     def run(self, *args: str, env: dict[str, str] | None = None, strip: bool = True) -> str:
@@ -245,7 +246,37 @@ class Git:
 
     def read_blobs(self, shas: list[str]) -> list[bytes]:
         """Read many blobs in-process."""
-        return [self._repo.odb.stream(bytes.fromhex(sha)).read() for sha in shas]
+        # Our own long-lived `git cat-file --batch`, not GitPython's: that one would inherit all of os.environ.
+        with self._cat_lock:
+            if self._cat is None or self._cat.poll() is not None:
+                argv, env = self.command(["cat-file", "--batch"])
+                self._cat = subprocess.Popen(argv, cwd=self.root, env=env, stdin=subprocess.PIPE,
+                                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+            cat = self._cat
+            assert cat.stdin is not None and cat.stdout is not None
+            blobs = []
+            for sha in shas:  # one at a time: both pipes stay drained whatever the sizes
+                cat.stdin.write(sha.encode("ascii") + b"\n")
+                cat.stdin.flush()
+                header = cat.stdout.readline().split()
+                if len(header) != 3:
+                    raise GitError("cat-file --batch", f"object {sha} is missing: {b' '.join(header).decode()}")
+                blobs.append(cat.stdout.read(int(header[2])))
+                cat.stdout.read(1)  # the newline after each object
+            return blobs
+
+    def close(self) -> None:
+        """End the object reader, if one was started (it also ends by itself when this process does)."""
+        with self._cat_lock:
+            if self._cat is not None:
+                if self._cat.stdin is not None:
+                    self._cat.stdin.close()
+                self._cat.wait()
+                self._cat = None
+
+    def __del__(self) -> None:
+        with contextlib.suppress(Exception):
+            self.close()
 
     def tree_entries(self, ref: str, folder: str = "") -> list[tuple[str, str]]:
         """(path, blob sha) of every file under folder in ref's tree, recursively."""

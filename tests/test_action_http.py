@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from arl_bot.github.gitauth import token_config
+from arl_bot.git import config_env
+from arl_bot.github.gitauth import token_header
 
 from tests.action_world import world
 from tests.github_standin.git_http import GitHttpServer
@@ -42,8 +43,8 @@ def test_a_wrong_token_fails_the_run_loudly(tmp_path: Path) -> None:
 
 
 def test_the_token_goes_after_any_git_config_already_in_the_environment() -> None:
-    env = {"GIT_CONFIG_COUNT": "2"}
-    added = token_config("https://github.com", "t0ken", env)
+    key, value = token_header("https://github.com", "t0ken")
+    added = config_env([(key, value)], {"GIT_CONFIG_COUNT": "2"})
     assert added["GIT_CONFIG_COUNT"] == "3" and added["GIT_CONFIG_KEY_2"] == "http.https://github.com/.extraheader"
     value = added["GIT_CONFIG_VALUE_2"]
     assert value.startswith("AUTHORIZATION: basic ") and "t0ken" not in value
