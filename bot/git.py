@@ -115,7 +115,7 @@ class Git:
         self.root = Path(self._repo.working_tree_dir or path).resolve()
         self.common_dir = Path(self._repo.common_dir).resolve()
         self._loose: LooseObjectDB | None = None
-        self._config: list[tuple[str, str]] | None = None
+        self._config: list[tuple[str, str, str]] | None = None  # (scope, key, value), read when first needed
         self._gitlinks: dict[str, list[str]] = {}
         self._cat: subprocess.Popen[bytes] | None = None
         self._cat_lock = threading.Lock()
@@ -145,7 +145,8 @@ class Git:
         # core.gitProxy (git:// only) is first-match-wins, so no later config can override a repository's;
         # an empty GIT_PROXY_COMMAND can, unless the user set one.
         full.setdefault("GIT_PROXY_COMMAND", "")
-        forced = list(SAFE_CONFIG) + self._repository_overrides()
+        listing = self._listing()
+        forced = list(SAFE_CONFIG) + _overrides(listing)
         if network:
             forced += [("http.lowSpeedLimit", str(LOW_SPEED_BYTES)),
                        ("http.lowSpeedTime", str(int(min(LOW_SPEED_S, max(1.0, network_timeout())))))]
@@ -154,6 +155,8 @@ class Git:
         # GIT_CONFIG_COUNT and would win over the forced values.
         full.pop("GIT_CONFIG_PARAMETERS", None)
         full.update(config_env(forced, full))
+        if network:
+            args = [args[0], *_pack_programs(args, listing), *args[1:]]
         if args and args[0] in DIFF_COMMANDS:
             args = [args[0], "--no-ext-diff", "--no-textconv", *args[1:]]
         if args and args[0] == "status":
@@ -188,13 +191,13 @@ class Git:
             url = urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
         return url
 
-    def _repository_overrides(self) -> list[tuple[str, str]]:
-        """Config that neutralises commands the repository's config (or any config) names."""
+    def _listing(self) -> list[tuple[str, str, str]]:
+        """Every config entry git sees here, with its scope (reading config runs nothing)."""
         if self._config is None:
             out = subprocess.run(["git", "--no-pager", "config", "--list", "--show-scope", "-z"], cwd=self.root,
                                  env={k: v for k, v in os.environ.items() if not SECRET_NAME.search(k)},
                                  stdin=subprocess.DEVNULL, capture_output=True).stdout
-            self._config = _overrides(_parse_listing(out.decode("utf-8", "surrogateescape")))
+            self._config = _parse_listing(out.decode("utf-8", "surrogateescape"))
         return self._config
 
     def rev(self, ref: str) -> str | None:
@@ -588,6 +591,23 @@ def _text(data: bytes, strip: bool) -> str:
     return text[:-1] if strip and text.endswith("\n") else text
 
 
+def _pack_programs(args: list[str], listing: list[tuple[str, str, str]]) -> list[str]:
+    """--upload-pack/--receive-pack when the repository's config names its own for this remote.
+
+    remote.<name>.uploadpack runs on this machine for a local or file:// remote; the first value
+    git reads wins, so no later config can replace it, but the command-line option can.
+    """
+    remote = next((a for a in args[1:] if not a.startswith("-")), "")
+    name = "receivepack" if args[0] == "push" else "uploadpack"
+    key = f"remote.{remote}.{name}"
+    values = [(scope, value) for scope, k, value in listing if k.lower() == key.lower()]
+    if not any(scope not in TRUSTED_SCOPES for scope, _ in values):
+        return []
+    trusted = [value for scope, value in values if scope in TRUSTED_SCOPES]
+    program = trusted[0] if trusted else f"git-{name[:-4]}-pack"
+    return [f"--{name[:-4]}-pack={program}"]
+
+
 def _parse_listing(out: str) -> list[tuple[str, str, str]]:
     """(scope, key, value) from `git config --list --show-scope -z`; a key with no value reads as true."""
     fields = out.split("\0")
@@ -630,6 +650,4 @@ def _overrides(listing: list[tuple[str, str, str]]) -> list[tuple[str, str]]:
             forced[key] = trusted[-1] if trusted else shlex.quote(ssh) if ssh else "ssh"
         elif section == "core" and not sub and name == "askpass":
             forced[key] = trusted[-1] if trusted else os.environ.get("SSH_ASKPASS", "")
-        elif section == "remote" and sub and name in ("uploadpack", "receivepack"):
-            forced[key] = trusted[-1] if trusted else f"git-{name[:-4]}-pack"
     return [(key.split("\0")[0], value) for key, value in forced.items()]

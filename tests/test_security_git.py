@@ -22,10 +22,12 @@ from pathlib import Path
 import pytest
 from arl_bot import treecheck
 from arl_bot.agents.filetools import FileTools
+from arl_bot.errors import GitError
 from arl_bot.git import Git, network_config
 from arl_bot.github.gitauth import git_token
 from arl_bot.record import Attempt
 
+from tests.github_standin.git_http import GitHttpServer
 from tests.labs import Lab, make_lab
 from tests.sandbox_lab import attack, run_once, sandbox_lab
 
@@ -258,6 +260,37 @@ def test_the_token_reaches_only_network_git_and_secrets_no_git_that_runs_locally
     for call in calls:  # every one but the config listing (which runs nothing) has hooks and fsmonitor off
         if "config --list" not in call.split("\n")[0]:
             assert "=core.fsmonitor\n" in call and "=core.hooksPath\n" in call, call.split("\n")[0]
+
+
+def test_the_repositorys_config_cannot_choose_credential_helpers_ssh_or_upload_pack(tmp_path: Path) -> None:
+    lab = make_lab(tmp_path, ["1"], remote=True)
+    marker = tmp_path / "ran"
+    local = {
+        "credential.helper": f"!f() {{ echo local-helper >> {marker}; }}; f",
+        "core.sshCommand": f"echo local-ssh >> {marker}; exit 1",
+        "remote.origin.uploadpack": f"echo local-upload >> {marker}; git-upload-pack",
+        "remote.origin.receivepack": f"echo local-receive >> {marker}; git-receive-pack",
+    }
+    for key, value in local.items():
+        lab.git("config", key, value)
+    # The user's own (global) helper and ssh command: honoured.
+    answer = "printf 'username=x-access-token\\npassword=tok\\n'"
+    helper = f"!f() {{ echo global-helper >> {marker}; test $1 = get && {answer}; }}; f"
+    lab.git("config", "--global", "credential.helper", helper)
+    lab.git("config", "--global", "core.sshCommand", f"echo global-ssh >> {marker}; exit 1")
+    repo = Git(lab.root)
+    repo.fetch("origin", ["+refs/heads/main:refs/heads/from-file"])
+    repo.push("origin", ["refs/heads/main:refs/heads/pushed"])
+    with GitHttpServer(tmp_path, "tok") as server:
+        lab.git("remote", "add", "web", f"{server.url}/remote.git")
+        repo.fetch("web", ["+refs/heads/main:refs/heads/from-http"])
+    lab.git("remote", "add", "far", "ssh://git@127.0.0.1:9/project.git")
+    with pytest.raises(GitError):
+        repo.fetch("far", ["refs/heads/main"])
+    ran = marker.read_text().split()
+    assert "global-helper" in ran and "global-ssh" in ran
+    assert not [line for line in ran if line.startswith("local-")], ran
+    assert lab.git("rev-parse", "from-http") == lab.git("rev-parse", "from-file") == lab.git("rev-parse", "main")
 
 
 # -- a remote that never answers -----------------------------------------------------------------
