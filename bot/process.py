@@ -19,6 +19,7 @@ KILL_GRACE_S = 0.8  # between SIGTERM and SIGKILL: a timed-out phase has nothing
 PR_SET_PDEATHSIG = 1  # prctl option: signal the child when its parent dies
 DRAIN_S = 1.0  # after the group is killed, how long to wait for a pipe a process outside it still holds
 PIPE_READ = 1 << 16  # bytes per read from (or write to) a child's pipe
+WATCH_S = 0.1  # how often run's watch is offered a look while the child runs
 
 # Called with the process-group id of every child started here, so that a run killed by SIGKILL can
 # find the groups it left behind and end them on its next start (see loop.Session._recover).
@@ -95,11 +96,14 @@ def run(
     env: dict[str, str],
     timeout: float,
     stdin: str | None = None,
+    watch: Callable[[], bool] | None = None,
 ) -> ProcessResult:
     """Run argv to completion or timeout; the whole process group is gone when this returns.
 
     The child's output is read from pipes as it comes, and only its last STDOUT_BYTES (stdout) and
     TAIL_BYTES (stderr) are kept: a child that prints gigabytes costs the bot neither memory nor disk.
+    watch, called every WATCH_S or so while the child runs, ends the run early by returning True (the
+    caller knows why; the result then has the status of the killed child).
     """
     start = time.monotonic()
     proc = subprocess.Popen(
@@ -114,7 +118,7 @@ def run(
     pump = _Pump(proc, out, err, stdin)
     timed_out = False
     try:
-        timed_out = not pump.until_exit(start + timeout)
+        timed_out = pump.until_exit(start + timeout, watch) == "timeout"
     finally:
         # Also after a clean exit: a child left running in the background must not outlive the phase.
         kill_group(proc.pid, proc)
@@ -175,15 +179,18 @@ class _Pump:
             self.exited = os.pidfd_open(proc.pid)
             self.selector.register(self.exited, selectors.EVENT_READ, "exit")
 
-    def until_exit(self, deadline: float) -> bool:
-        """Pump until the child exits (True) or the deadline passes (False)."""
+    def until_exit(self, deadline: float, watch: Callable[[], bool] | None = None) -> str:
+        """Pump until the child exits (""), the deadline passes ("timeout") or watch says stop ("watch")."""
         while self.proc.poll() is None:
             left = deadline - time.monotonic()
             if left <= 0:
-                return False
+                return "timeout"
             # Without a pidfd, poll now and then: a grandchild may hold the pipes open after the child ends.
-            self._step(min(left, 0.05) if self.exited is None else left)
-        return True
+            wait = min(left, 0.05) if self.exited is None else left
+            self._step(min(wait, WATCH_S) if watch is not None else wait)
+            if watch is not None and watch():
+                return "watch"
+        return ""
 
     def drain(self, deadline: float) -> None:
         """Read what is left in the pipes until they close or the deadline passes."""

@@ -65,6 +65,38 @@ def test_private_tmpfs_holds_no_more_than_half_the_memory_limit(tmp_path: Path, 
     assert sandbox.last_enforced["tmpfs"] == "/tmp and /dev/shm up to 100 MB each"
 
 
+def test_the_scratch_folder_is_measured_and_a_phase_past_the_cap_stopped(tmp_path: Path) -> None:
+    # $AUTORESEARCH_SCRATCH is a host folder (often on a host /tmp that is a tmpfs): the private /tmp's
+    # size does not cover it, so the sandbox measures it while the phase runs.
+    sandbox = BubblewrapSandbox(SandboxSettings(evaluation=PhaseSandbox(memory_mb=200)), cgroups=False)
+    attempt = experiment(tmp_path, attack("""\
+        import os, time
+        with open(os.path.join(os.environ["AUTORESEARCH_SCRATCH"], "hog"), "wb") as hog:
+            for _ in range(300):
+                hog.write(b"x" * 2**20)
+        time.sleep(15)  # holding it: a check that never looked would let this end as a keep
+        """), sandbox)
+    assert attempt.status == "crash"
+    assert "past the 100 MB allowed; the phase was stopped" in attempt.reason
+    assert sandbox.last_enforced["writable folders"] == "up to 100 MB, measured while it runs"
+
+
+def test_a_scratch_folder_of_a_million_empty_files_is_stopped_too(tmp_path: Path) -> None:
+    from arl_bot.sandbox.limits import DiskGuard
+
+    folder = tmp_path / "scratch"
+    (folder / "a" / "b").mkdir(parents=True)
+    for i in range(30):
+        (folder / "a" / "b" / str(i)).write_bytes(b"x" * 4096)
+    guard = DiskGuard([folder], 1 * MB, max_entries=20)
+    assert guard.over() and "more than 20 files" in guard.reason
+    roomy = DiskGuard([folder], 1 * MB)
+    assert not roomy.over()
+    (folder / "big").write_bytes(b"x" * 2 * MB)
+    roomy._next = 0.0  # the next look is due (it is rate-limited in time)
+    assert roomy.over() and "reached 2 MB" in roomy.reason
+
+
 def test_without_a_memory_limit_tmpfs_gets_an_eighth_of_the_ram(tmp_path: Path) -> None:
     attempt = experiment(tmp_path, attack("""\
         import os

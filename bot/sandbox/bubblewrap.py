@@ -17,7 +17,7 @@ from ..config import SandboxSettings
 from ..errors import ArlError
 from ..process import ProcessResult
 from .base import NOTE_PREFIX, Limits, Policy, Sandbox
-from .limits import Confinement
+from .limits import Confinement, DiskGuard
 
 # Accelerators disappear behind bwrap's minimal /dev unless bound back in.
 DEVICE_GLOBS = ("/dev/nvidia*", "/dev/dri", "/dev/kfd")
@@ -47,10 +47,14 @@ class BubblewrapSandbox(Sandbox):
             sized = _supports_size(bwrap)
             self.last_enforced = {**confinement.enforced, "tmpfs": (
                 f"/tmp and /dev/shm up to {tmpfs_bytes(policy.limits) // 2**20:,} MB each" if sized
-                else "/tmp and /dev/shm without a size: bwrap < 0.5 has no --size")}
+                else "/tmp and /dev/shm without a size: bwrap < 0.5 has no --size"),
+                "writable folders": f"up to {tmpfs_bytes(policy.limits) // 2**20:,} MB, measured while it runs"}
             command = confinement.wrap([bwrap, *bwrap_args(policy, cwd, sized=sized), "--", *argv])
-            result = process.run(command, cwd=cwd, env=_outer_env(policy), timeout=timeout, stdin=stdin)
-            verdict = confinement.verdict()
+            # The host folders the phase may write, but the tree (the agent's work; git holds it anyway).
+            guard = DiskGuard([p for p in policy.writable if p != cwd], tmpfs_bytes(policy.limits))
+            result = process.run(command, cwd=cwd, env=_outer_env(policy), timeout=timeout, stdin=stdin,
+                                 watch=guard.over)
+            verdict = "; ".join(hit for hit in (confinement.verdict(), guard.reason) if hit)
         if verdict:
             result = replace(result, stderr=f"{result.stderr}\n{NOTE_PREFIX}{verdict}\n")
         return result
@@ -91,7 +95,8 @@ def bwrap_args(policy: Policy, cwd: Path, *, sized: bool = True) -> list[str]:
 
 
 def tmpfs_bytes(limits: Limits) -> int:
-    """The size of each private tmpfs: half of memory_mb when set, else an eighth of the host's RAM.
+    """The size of each private tmpfs (and the cap on the writable folders): half of memory_mb when set,
+    else an eighth of the host's RAM.
 
     Both together then hold at most memory_mb (a quarter of RAM without a limit). Under a memory cgroup
     their pages also count against the limit; under RLIMIT_AS they would not, so the size is what bounds them.

@@ -20,6 +20,8 @@ STALE_S = 300  # an empty cgroup this old belongs to no run starting right now
 # Joins every cgroup named before `--`, then execs the rest: the command starts inside its cgroups,
 # so nothing it forks can be born outside them (writing the pid after Popen would race with forks).
 JOIN = 'while [ "$1" != -- ]; do echo $$ > "$1" || exit 125; shift; done; shift; exec "$@"'
+WATCH_S = 0.1  # the shortest time between two looks at the writable folders' size
+MAX_ENTRIES = 1_000_000  # files and folders the writable folders may hold (each look walks them all)
 
 
 class Confinement:
@@ -184,3 +186,58 @@ def _sweep(parent: Path) -> None:
         with contextlib.suppress(OSError):  # not empty: in use by a run going on right now
             if stale.stat().st_mtime < cutoff:
                 stale.rmdir()
+
+
+class DiskGuard:
+    """Measures a phase's writable folders while it runs; `over()` turns True once they pass the cap.
+
+    They are host folders (scratch, the agent's workdir and HOME), often under a host /tmp that is itself
+    a tmpfs, so what a phase writes there can fill the host's memory or disk. A walk is not a quota: a
+    fast writer can pass the cap by what it writes between two looks (one look every WATCH_S at least, or
+    ten times as long as the last walk took, so that a folder of many files does not eat the bot's CPU).
+    """
+
+    def __init__(self, folders: list[Path], limit_bytes: int, *, max_entries: int = MAX_ENTRIES) -> None:
+        self.folders = folders
+        self.limit = limit_bytes
+        self.max_entries = max_entries
+        self.reason = ""  # why the phase was stopped, once it was
+        self._next = 0.0
+
+    def over(self) -> bool:
+        """Whether the folders hold more than the cap (measured at most every so often)."""
+        now = time.monotonic()
+        if self.reason or now < self._next:
+            return bool(self.reason)
+        used, entries = usage(self.folders, self.max_entries)
+        spent = time.monotonic() - now
+        self._next = time.monotonic() + max(WATCH_S, 10 * spent)
+        if entries > self.max_entries:
+            self.reason = (f"the writable folders hold more than {self.max_entries:,} files "
+                           f"(the limit with {self.limit // 2**20:,} MB); the phase was stopped")
+        elif used > self.limit:
+            self.reason = (f"the writable folders reached {used // 2**20:,} MB, past the {self.limit // 2**20:,} MB "
+                           "allowed; the phase was stopped")
+        return bool(self.reason)
+
+
+def usage(folders: list[Path], max_entries: int) -> tuple[int, int]:
+    """Bytes on disk and entries below folders, without following links; stops counting past max_entries."""
+    used = entries = 0
+    pending = [str(folder) for folder in folders]
+    while pending and entries <= max_entries:
+        try:
+            scan = os.scandir(pending.pop())
+        except OSError:  # removed while we looked, or unreadable: not ours to count
+            continue
+        with scan:
+            for entry in scan:
+                entries += 1
+                try:
+                    info = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                used += info.st_blocks * 512
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append(entry.path)
+    return used, entries
