@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from arl_bot import policy
-from arl_bot.evaluate import Evaluator, MetricNotFound, SeedResult, parse_metric
+from arl_bot import guards, policy
+from arl_bot.evaluate import Evaluator, MetricNotFound, SeedResult, parse_metric, result_text_of
 from arl_bot.process import ProcessResult
 from arl_bot.safefile import UntrustedFileError
 from arl_bot.sandbox import limit_note
@@ -62,10 +62,10 @@ class CommandEvaluator(Evaluator):
             ["/bin/sh", "-c", score.replace("{seed}", str(int(seed)))], cwd=source,
             policy=policy.score_policy(source, outputs, result_dir, env), timeout=settings.timeout,
         )
-        return self._parse(scored, seed, result_file, run.tail(), run.duration_s, "the scorer ")
+        return self._parse(scored, seed, result_file, run.tail(), run.duration_s, "the scorer ", run.stdout)
 
     def _parse(self, run: ProcessResult, seed: int, result_file: Path, before: str, spent: float = 0.0,
-               who: str = "") -> SeedResult:
+               who: str = "", before_stdout: str = "") -> SeedResult:
         log = f"{before}\n--- score ---\n{run.tail()}" if before else run.tail()
         duration = spent + run.duration_s
         failed = _failure(run, self.loop.evaluate.timeout)
@@ -73,10 +73,13 @@ class CommandEvaluator(Evaluator):
             return SeedResult(seed, None, who + failed, log, duration)
         try:
             value = parse_metric(run.stdout, self.loop.evaluate.parse, self.loop.metric.name, result_file)
+            result_text = result_text_of(result_file)
         except MetricNotFound as exc:
             return SeedResult(seed, None, f"{who}gave no metric: {exc}" if who else f"no metric: {exc}",
                               log, duration)
-        return SeedResult(seed, value, "", log, duration)
+        # the other numbers it reported (peak memory, latency): recorded, and what `guards.limits` judge
+        numbers = guards.reported(f"{before_stdout}\n{run.stdout}", result_text, self.loop)
+        return SeedResult(seed, value, "", log, duration, numbers)
 
 
 def _failure(run: ProcessResult, timeout: float) -> str:

@@ -160,6 +160,7 @@ def _only_loop(args: argparse.Namespace, repo: Git) -> str:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     """Evaluate the current checkout once and print JSON."""
+    from . import guards
     from .evaluate import get_evaluator
     from .measurer import Measurer
     from .sandbox import choose_sandbox
@@ -172,7 +173,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
     seeds = [args.seed] if args.seed is not None else list(loop.evaluate.seeds)
     m = Measurer(loop, get_evaluator(loop, sandbox)).measure(repo.root, seeds)  # with `services:` up
     print(json.dumps({"loop": loop.name, "metric_name": loop.metric.name, "metric": m.metric,
-                      "seeds": m.per_seed, "error": m.error or None, "sandbox": sandbox.name,
+                      "seeds": m.per_seed, "numbers": guards.numbers(m), "error": m.error or None,
+                      "sandbox": sandbox.name,
                       "duration_s": round(m.duration_s, 3), "log_tail": m.log[-2000:]}, indent=2))
     return 0 if m.metric is not None else 1
 

@@ -151,6 +151,76 @@ class Holdout(Evaluate):
         return patterns
 
 
+NUMBER_NAME = r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$"  # a number an evaluation reports besides the metric
+
+
+def _amount(value: Any) -> Any:
+    """A change bound: a number in the value's own units, or a share of the best's value like `5%`."""
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            share = float(text[:-1]) if text.endswith("%") else math.nan
+        except ValueError:
+            share = math.nan
+        if not math.isfinite(share) or share < 0:
+            raise ValueError(f"{value!r} is not a percentage like `5%`; or give a number in the value's units")
+        return text
+    value = _int_is_float(value)
+    if isinstance(value, float) and value < 0:
+        raise ValueError(f"must be 0 or more, not {value}")
+    return value
+
+
+Amount = Annotated[str | float, BeforeValidator(_amount)]
+
+
+class Check(_Strict):
+    """A command that must exit 0, in the evaluation's sandbox, before a candidate may be kept."""
+
+    name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")
+    command: str = Field(min_length=1)
+    timeout: Number = Field(default=600.0, gt=0, le=TIMEOUT_MAX)
+
+
+class Limit(_Strict):
+    """A bound on one number the evaluation reports; the change bounds compare with the best kept state."""
+
+    max: Number | None = None
+    min: Number | None = None
+    max_increase: Amount | None = None
+    max_decrease: Amount | None = None
+    parse: str | None = None  # a regex with one group, matched line by line against the evaluation's output
+
+    @field_validator("parse")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        return Parse._compiles(value)  # the same rule as evaluate.parse.regex
+
+    @model_validator(mode="after")
+    def _bounded(self) -> Limit:
+        if self.max is None and self.min is None and self.max_increase is None and self.max_decrease is None:
+            raise ValueError("a limit needs `max`, `min`, `max_increase` or `max_decrease`")
+        return self
+
+
+class Guards(_Strict):
+    """What a keep must also pass: checks (commands) and limits (on the other numbers the evaluation reports)."""
+
+    checks: list[Check] = Field(default_factory=list)
+    limits: dict[Annotated[str, Field(pattern=NUMBER_NAME)], Limit] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _unique(self) -> Guards:
+        names = [c.name for c in self.checks]
+        if len(set(names)) != len(names):
+            raise ValueError(f"check names must be unique: {names}")
+        return self
+
+    @property
+    def active(self) -> bool:
+        """Whether any guard is configured."""
+        return bool(self.checks or self.limits)
+
 
 class ReadyCheck(_Strict):
     """When a service counts as up: its port accepts connections, or a command exits 0."""
@@ -297,6 +367,7 @@ class Loop(_Strict):
     budget: Budget = Field(default_factory=Budget)
     keep: Keep = Field(default_factory=Keep)  # or the string form: mean | sigma | welch
     holdout: Holdout | None = None
+    guards: Guards = Field(default_factory=Guards)  # checks and limits a keep must also pass
     services: list[Service] = Field(default_factory=list)
     strategy: StrategyConfig = Field(default_factory=StrategyConfig)
     prompt: PromptConfig = Field(default_factory=PromptConfig)
@@ -638,14 +709,14 @@ _MODEL_AT: dict[str, type[BaseModel]] = {"loops": Loop, "metric": Metric, "evalu
              "agent": AgentConfig, "budget": Budget, "strategy": StrategyConfig, "prompt": PromptConfig,
              "space": searchspace.Param, "sandbox": SandboxSettings,
              "evaluation": PhaseSandbox, "keep": Keep, "holdout": Holdout, "services": Service,
-             "ready": ReadyCheck, "github": GitHubSettings,
+             "ready": ReadyCheck, "github": GitHubSettings, "guards": Guards, "checks": Check, "limits": Limit,
              "price": PriceConfig}
 
 
 def _known_keys_hint(loc: tuple[int | str, ...]) -> str:
     model: type[BaseModel] = Config
     if len(loc) >= 2:
-        parent = str(loc[-3]) if len(loc) >= 3 and loc[-3] in ("loops", "space") else str(loc[-2])
+        parent = str(loc[-3]) if len(loc) >= 3 and loc[-3] in ("loops", "space", "checks", "limits") else str(loc[-2])
         model = _MODEL_AT.get(parent, Loop if len(loc) == 3 and loc[0] == "loops" else Config)
     names = sorted(
         (field.alias or name) for name, field in model.model_fields.items() if name not in {"path", "name"}

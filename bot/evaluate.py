@@ -159,6 +159,11 @@ def parse_metric(stdout: str, parse: Parse, name: str, result_file: Path | None 
     raise MetricNotFound(f"no line `{name}: <number>` in the output")
 
 
+def result_text_of(result_file: Path | None) -> str:
+    """The result file's text (its other keys are numbers the guards read); raise MetricNotFound on a bad file."""
+    return _result_text(result_file)
+
+
 def _result_text(result_file: Path | None) -> str:
     """The result file's text, empty when there is none; the evaluation wrote it, so it is read untrusted."""
     if result_file is None:

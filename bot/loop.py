@@ -18,7 +18,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Protocol
 
-from . import decide, diffcheck, process, prompt, rebase, safefile, treecheck, validate
+from . import decide, diffcheck, guards, process, prompt, rebase, safefile, treecheck, validate
 from .agents import Agent, AgentTask, get_agent
 from .config import Config, Loop
 from .errors import ArlError, Interrupted, RecordError
@@ -131,11 +131,16 @@ class Session:
             self._emit("on_start")
             try:
                 while True:
-                    if record.best is None or record.best.sha != self._head():
+                    if record.best is None or record.best.sha != self._head() or \
+                            guards.unverified(record.best, self.loop.guards):
                         # First run, or the branch moved outside the loop (a manual fix, a merge):
                         # measure what is there now, so every comparison is against a real number.
                         baseline = self._baseline()
                         summary.attempts.append(baseline)
+                        if baseline.status != "baseline" and baseline.extra.get("guard_failed"):
+                            raise ArlError(  # a guard the base breaks could never be satisfied by a keep
+                                f"the base fails guard `{baseline.extra['guard_failed']}`: {baseline.reason}",
+                                hint="fix the base branch, or change that guard under `guards:` in the config")
                         if baseline.status != "baseline":
                             raise ArlError(
                                 f"the baseline evaluation failed: {baseline.reason}",
@@ -326,12 +331,21 @@ class Session:
         self._phase(number, "evaluating baseline")
         measurement, measured = self.measurer.baseline(tree.root, record.meta.base_sha)
         ok = measurement.metric is not None
+        reason = measurement.error
+        measured = {**measured, **guards.recorded(measurement)}
+        if ok and self.loop.guards.active:  # the base must pass its own guards, or no keep ever could
+            self._phase(number, "guards")
+            judged = guards.judge(self.loop, self.sandbox, tree.root, measurement, None)
+            measured.update(judged.extra(), **({} if judged.ok else {"guard_failed": judged.failed}))
+            ok, reason = judged.ok, judged.reason
         first = record.baseline is None
-        description = "baseline" if first else f"re-measured {head[:8]}: the branch moved outside the loop"
+        description = "baseline" if first else f"re-measured {head[:8]}: " + (
+            "the branch moved outside the loop" if record.best is None or record.best.sha != head
+            else "the guards changed")
         attempt = Attempt(
             experiment=number, status="baseline" if ok else "crash", metric=measurement.metric,
             description=description, parent=head, sha=head if ok else None,
-            seeds=measurement.per_seed, reason=measurement.error, mode="baseline",
+            seeds=measurement.per_seed, reason=reason, mode="baseline",
             started_at=now(), eval_s=measurement.duration_s, eval_log=measurement.log, run_id=self.run_id,
             extra=measured,
         )
@@ -403,7 +417,7 @@ class Session:
                 tokens_out=result.tokens_out, started_at=started_at, agent_s=round(agent_s, 3),
                 eval_s=round(measurement.duration_s, 3) if measurement else 0.0,
                 agent_log=result.log, eval_log=measurement.log if measurement else "",
-                run_id=self.run_id, extra={**result.extra, **(measured or {})},
+                run_id=self.run_id, extra={**result.extra, **(measured or {}), **guards.recorded(measurement)},
             )
             if sha is None:
                 tree.reset_hard(parent)
@@ -423,8 +437,15 @@ class Session:
         self._phase(number, "evaluating")
         verdict = self.measurer.candidate(tree.root, record)
         measurement, status, reason = verdict.measurement, verdict.status, verdict.reason
+        measured = dict(verdict.extra)
+        if status == "keep" and self.loop.guards.active:  # only a would-be keep pays for its checks
+            self._phase(number, "guards")
+            judged = guards.judge(self.loop, self.sandbox, tree.root, measurement, record.best)
+            measured.update(judged.extra())
+            if not judged.ok:
+                status, reason = "discard", f"{reason}; but {judged.reason}"
         if status != "keep":
-            return finish(status, reason, measurement, measured=verdict.extra)
+            return finish(status, reason, measurement, measured=measured)
         with self._signals.hold():
             # The index is what passed the checks; no phase can write it (it lives under .git, read-only
             # in the sandbox), so its tree, taken now, is what was evaluated, less what _keep_tree puts back.
@@ -437,7 +458,7 @@ class Session:
             })
             self._move_branch(sha, parent)
             tree.reset_hard(sha)
-            return finish("keep", reason, measurement, sha, measured=verdict.extra)
+            return finish("keep", reason, measurement, sha, measured=measured)
 
     # -- pieces ---------------------------------------------------------------------------------------
     def _measure(self, number: int) -> Measurement:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import math
 
-from . import diagnose
+from . import diagnose, guards
 from .config import Loop, Metric, PromptConfig
 from .record import Attempt, Record
 from .sanitize import clean, one_line
@@ -24,6 +24,7 @@ REASON_CHARS = 100  # a crash's or invalid attempt's reason is cut to this
 KEPT_LISTED = 10  # earlier improvements listed by name (the branch has them all)
 FAILED = ("discard", "crash", "invalid")
 FAILED_SCAN = 500  # newest failures grouped into "tried and not kept"
+GUARD_REASON_CHARS = 800  # the last guard failure's reason, with the end of a check's output
 
 
 def estimate_tokens(text: str) -> int:
@@ -42,6 +43,8 @@ def render(loop: Loop, instructions: str, record: Record, mode: str, experiment:
              f"The metric is `{loop.metric.name}`; {better} is better.",
              "The bot measures the result itself; what you print about the metric is ignored.",
              "", mode_text(mode, record, parent), "", history(record, loop.metric, loop.prompt)]
+    if loop.guards.active:
+        parts += ["", guards_section(loop, record)]
     worst = diagnose.prompt_section(record)  # the current best's worst samples, when the backend gives samples
     if worst:
         parts += ["", worst]
@@ -51,6 +54,21 @@ def render(loop: Loop, instructions: str, record: Record, mode: str, experiment:
                   "Steer the research by these; they do not change the rules above.", ""]
         parts += [f"- {text}" for text in shown]
     return "\n".join(parts).strip() + "\n"
+
+
+def guards_section(loop: Loop, record: Record) -> str:
+    """The guards a keep must also pass, and the last failure among them, so the agent can stay clear of them."""
+    lines = ["## Guards", "", "A better metric is kept only if these hold too (limits on the other numbers "
+             "the evaluation reports; checks run on your change):", ""]
+    lines += [f"- {line}" for line in guards.in_force(loop.guards)]
+    for attempt in reversed(record.attempts[-FAILED_SCAN:]):
+        entries = attempt.extra.get("guards")
+        if isinstance(entries, list) and any(isinstance(e, dict) and e.get("ok") is False for e in entries):
+            # the reason carries a check's output, which the agent's code printed: cleaned and cut
+            lines += ["", f"The last guard failure (experiment {attempt.experiment}):", "",
+                      clean(attempt.reason, GUARD_REASON_CHARS)]
+            break
+    return "\n".join(lines)
 
 
 def notes(record: Record) -> tuple[str, ...]:

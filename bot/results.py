@@ -5,11 +5,23 @@ from __future__ import annotations
 import dataclasses
 import json
 
+from . import guards
 from .prbody import fmt
 from .record import Attempt, Meta, Note, Record
 from .sanitize import terminal_text
 
-COLUMNS = ("experiment", "status", "metric", "delta", "sha", "cost_usd", "description", "reason")
+COLUMNS = ("experiment", "status", "metric", "delta", "sha", "cost_usd", "description", "reason", "guard_s", "numbers")
+
+
+def numbers_text(attempt: Attempt) -> str:
+    """The other numbers the evaluation reported, as `name=value` pairs (names are checked when measured)."""
+    return " ".join(f"{name}={value:g}" for name, value in guards.of(attempt).items())
+
+
+def guard_seconds(attempt: Attempt) -> float | None:
+    """Time spent in the guards' checks, apart from the evaluation's; None when no guard ran."""
+    value = attempt.extra.get("guard_s")
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 def as_rows(record: Record) -> list[dict[str, object]]:
@@ -18,7 +30,8 @@ def as_rows(record: Record) -> list[dict[str, object]]:
     for a in record.attempts:
         rows.append({"experiment": a.experiment, "status": a.status, "metric": a.metric,
                      "delta": a.delta, "sha": a.sha or "", "cost_usd": a.cost_usd,
-                     "description": a.description, "reason": a.reason})
+                     "description": a.description, "reason": a.reason, "guard_s": guard_seconds(a),
+                     "numbers": numbers_text(a)})
     return rows
 
 
@@ -56,6 +69,12 @@ def as_table(record: Record) -> str:
             f"{a.description} [{a.reason}]"
         lines.append(f"{a.experiment:>5}  {_flat(a.status):<11} {fmt(a.metric):>12} {delta:>11}  "
                      f"{_flat((a.sha or '')[:8]):<8}  {_flat(text)[:90]}")
+        details = [f"numbers: {numbers_text(a)}"] if guards.of(a) else []
+        if guards.summary(a):
+            details.append(f"guards: {guards.summary(a)} (checks {guard_seconds(a) or 0.0:.1f}s, "
+                           f"evaluation {a.eval_s:.1f}s)")
+        if details:
+            lines.append(" " * 7 + _flat("; ".join(details)))
     best = record.best
     counts = record.counts()
     lines.append("-" * len(header))
@@ -78,7 +97,7 @@ def parse_tsv(text: str) -> list[dict[str, object]]:
     """Read back what `as_tsv` wrote: numbers as numbers, empty cells as None."""
     lines = text.rstrip("\n").split("\n")
     header = lines[0].split("\t")
-    numeric = {"experiment": int, "metric": float, "delta": float, "cost_usd": float}
+    numeric = {"experiment": int, "metric": float, "delta": float, "cost_usd": float, "guard_s": float}
     rows: list[dict[str, object]] = []
     for line in lines[1:]:
         row: dict[str, object] = {}
@@ -101,9 +120,9 @@ NO_COMMIT = "0000000"  # discarded attempts never became commits; their diffs ar
 
 def memory_gb(attempt: Attempt) -> float:
     """Peak accelerator memory, when the evaluation reported it (memory_gb, or peak_vram_mb in MB)."""
-    extra = attempt.extra
+    reported = guards.of(attempt)  # the evaluation's other numbers; older records kept them at the top of extra
     for key, scale in (("memory_gb", 1.0), ("peak_vram_mb", 1 / 1024)):
-        value = extra.get(key)
+        value = reported.get(key, attempt.extra.get(key))
         if isinstance(value, int | float) and not isinstance(value, bool):
             return float(value) * scale
     return 0.0
