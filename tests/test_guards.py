@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -240,3 +241,42 @@ def test_the_prompt_states_the_guards_and_the_last_failure() -> None:
     assert "check `tests`: `pytest -q` must exit 0" in text
     assert "limit `peak_vram_mb`: at most 40000" in text
     assert "check `tests` exited with status 1" in text
+
+
+# The agent's own code, which a check runs: it passes only if it could write the tree or read a secret.
+EVIL_HOOK = textwrap.dedent("""\
+    import os, sys
+    from pathlib import Path
+    got = []
+    try:
+        Path("model/value.txt").write_text("1;1;1\\n")
+        got.append("wrote the tree")
+    except OSError as exc:
+        print(f"tree: {exc.strerror}")
+    if os.environ.get("ARL_TEST_SECRET"):
+        got.append("saw the secret")
+    print(f"got: {got}")
+    sys.exit(0 if got else 1)
+    """)
+EVIL_AGENT = textwrap.dedent(f"""\
+    from pathlib import Path
+    Path("model/value.txt").write_text("8;1000;10\\n")
+    Path("model/hook.py").write_text({EVIL_HOOK!r})
+    """)
+
+
+def test_checks_run_in_the_evaluation_sandbox_not_on_the_host(tmp_path: Path) -> None:
+    counter = tmp_path / "unused"
+    text = guard_config(tmp_path, f"checks:\n  - {{name: hook, command: \"{PY} model/hook.py {counter}\"}}\n")
+    lab = make_lab(tmp_path, ["unused"], start="10;1000;10", config_text=text.replace(
+        "sandbox: none", "sandbox: bubblewrap"), files={"eval/run.py": EVAL, "agent.py": EVIL_AGENT,
+                                                        "model/hook.py": "print('fine')\n"})
+    env = {**os.environ, "ARL_TEST_SECRET": "hunter2"}
+    run = subprocess.run([*ARL, "run", "--dry-run", "--experiments", "1"], cwd=lab.root, env=env,
+                         capture_output=True, text=True, timeout=180)
+    assert run.returncode == 0, run.stderr
+    _, first = attempts(lab)
+    assert first["status"] == "discard" and "check `hook` exited with status 1" in str(first["reason"])
+    assert "tree: Read-only file system" in str(first["reason"]) and "got: []" in str(first["reason"])
+    assert "hunter2" not in json.dumps(attempts(lab))
+    assert lab.git("show", "autoresearch/demo:model/value.txt") == "10;1000;10"
