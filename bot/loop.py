@@ -123,6 +123,7 @@ class Session:
         with LoopLock(self.state_dir / f"{self.loop.name}.lock", self.loop.name), \
                 self._signals.installed(), self._tracking_children():
             record = self._prepare()
+            self._warn_base_moved(record)  # a run's warning; a revert or a rebase has its own words
             state = decide.RunState()
             started = time.monotonic()
             summary = RunSummary(record=record, reason="")
@@ -273,16 +274,22 @@ class Session:
         head = self._head()
         self.tree.reset_hard(head)
         self._drifted = self._protected_drift(record.meta.base_sha, head)
-        fix = f"`arl-bot rebase --loop {self.loop.name}` (or `/autoresearch rebase` on the pull request)"
         if self._drifted:
             self.warn(f"the research branch changed protected paths ({', '.join(self._drifted[:5])}); "
-                      f"every evaluation uses the base's version of them; {fix} makes them the new base")
+                      f"every evaluation uses the base's version of them; {self._rebase_hint} makes them the new base")
         self.base_behind = rebase.behind(self.repo, record.meta.base_branch, head, self.options.remote)
+        return record
+
+    @property
+    def _rebase_hint(self) -> str:
+        return f"`arl-bot rebase --loop {self.loop.name}` (or `/autoresearch rebase` on the pull request)"
+
+    def _warn_base_moved(self, record: Record) -> None:
+        """Say at the start of a run that the base branch has commits the research branch lacks."""
         if self.base_behind:
             self.warn(f"{record.meta.base_branch} moved {self.base_behind} commit{'s' if self.base_behind > 1 else ''} "
                       f"ahead of the research branch, which still builds on {record.meta.base_sha[:8]}; "
-                      f"{fix} brings them in")
-        return record
+                      f"{self._rebase_hint} brings them in")
 
     def _recover(self, record: Record) -> None:
         """Bring the record level with the branch after a run that died between the two."""
