@@ -57,7 +57,7 @@ def test_rebase_merges_main_adopts_its_protected_files_and_re_measures(tmp_path:
     head = lab.git("rev-parse", "autoresearch/demo")
     main = move_main(lab)
     result = arl(lab, "rebase", "--dry-run")
-    assert "re-measured: 108.0" in result.stderr
+    assert "re-measured: 108.0" in result.stderr and "brings them in" not in result.stderr
     rec = record(lab)
     assert rec.meta.base_sha == main  # the new base: its protected files are what evaluations use from now on
     rebased = rec.attempts[-1]
