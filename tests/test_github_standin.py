@@ -58,6 +58,16 @@ def exercise(standin: GitHubStandIn) -> None:
     assert repo.get_issue(issue).get_comment(cid).body == "edited"
     assert raw.get_user("reader").login == "reader"
     assert raw.get_rate_limit().resources.core.limit == 5000
+    # A GitHub App: its installation on the repository, a token minted with a JWT, used like any other.
+    from arl_bot.github.client import app_minter
+
+    from tests.github_standin.apps import APP_ID, app_key
+
+    standin.add_app(APP_ID, app_key()[1])
+    token, _ = app_minter(standin.full_name, str(APP_ID), app_key()[0], standin.url, FAST)()
+    GitHub(standin.full_name, token, standin.url, FAST).dispatch("autoresearch.yml", "main", {"loop": "a"})
+    assert standin.dispatches() == [{"workflow": "autoresearch.yml", "ref": "main", "inputs": {"loop": "a"},
+                                     "by": "installation"}]
 
 
 def test_every_answer_follows_githubs_openapi_description(standin: GitHubStandIn) -> None:

@@ -11,11 +11,12 @@ from .. import commands, config, events
 from ..errors import ArlError
 from ..git import Git
 from . import gate, research
-from .client import GitHub, Retry
+from .client import GitHub, Retry, app_minter
 from .context import Context
 from .feedback import failure
 from .gitauth import git_token
 from .outputs import Order, annotate, write_outputs
+from .tokens import AppTokens, FixedToken, TokenSource
 from .runner_check import phase_problem
 
 PHASES = ("gate", "research", "all")
@@ -36,7 +37,9 @@ def main(env: Mapping[str, str] | None = None, cwd: Path | None = None) -> int:
         if refused:
             raise events.EventError(refused, hint="set `phase: gate` in this job and add a research job")
         ctx = _context(env, cwd or Path.cwd(), token)
-        with git_token(ctx.event.server_url, token):
+        source = ctx.tokens or FixedToken(token)
+        source()  # App credentials: the first mint fails here, before any work, if they are wrong
+        with git_token(ctx.event.server_url, source, every_s=source.check_every_s):
             return _run(ctx, phase)
     except ArlError as exc:
         message = ctx.redact(str(exc)) if ctx else str(exc).replace(token, "***") if token else str(exc)
@@ -58,20 +61,32 @@ def _context(env: dict[str, str], cwd: Path, token: str) -> Context:
     cfg = config.load(Path(env["ARL_CONFIG"]) if env.get("ARL_CONFIG") else repo.root / config.CONFIG_FILE)
     dry_run = env.get("ARL_DRY_RUN", "").strip().lower() in TRUE
     github = None
+    source: TokenSource | None = None
+    app_id, app_key = env.get("ARL_GITHUB_APP_ID", "").strip(), env.get("ARL_GITHUB_APP_PRIVATE_KEY", "")
     if not dry_run:
         if not event.repository:
             raise events.EventError("GITHUB_REPOSITORY is not set", hint="run inside GitHub Actions, or set it")
-        if not token:
-            raise events.EventError("GITHUB_TOKEN is empty", hint="pass the github-token input (or set "
-                                    "ARL_DRY_RUN=true to run without GitHub)")
         timeout = float(env.get("ARL_GITHUB_TIMEOUT") or 30)
         pace = float(env.get("ARL_GITHUB_PACE") or 1)  # 0: no pause between requests (stand-ins, tests)
         backoff = float(env.get("ARL_GITHUB_BACKOFF") or 1)  # first wait between retries, doubled each time
-        github = GitHub(event.repository, token, event.api_url,
-                        Retry(timeout=timeout, backoff=backoff, between_requests=0.25 * pace,
-                              between_writes=1.0 * pace))
-    secrets = tuple(s for s in (token, env.get("ANTHROPIC_API_KEY", "")) if s)
-    return Context(env=env, event=event, repo=repo, config=cfg, github=github, dry_run=dry_run, secrets=secrets)
+        retry = Retry(timeout=timeout, backoff=backoff, between_requests=0.25 * pace, between_writes=1.0 * pace)
+        if app_id or app_key.strip():
+            if not (app_id and app_key.strip()):
+                raise events.EventError("only one of ARL_GITHUB_APP_ID and ARL_GITHUB_APP_PRIVATE_KEY is set",
+                                        hint="pass both (the App's ID and its private key), or neither to use "
+                                             "GITHUB_TOKEN")
+            # An App's installation tokens live an hour; minted here and again before each expires, they serve
+            # the API and git alike, so a run of any length keeps pushing.
+            source = AppTokens(app_minter(event.repository, app_id, app_key, event.api_url, retry))
+        elif token:
+            source = FixedToken(token)
+        else:
+            raise events.EventError("GITHUB_TOKEN is empty", hint="pass the github-token input, or GitHub App "
+                                    "credentials (or set ARL_DRY_RUN=true to run without GitHub)")
+        github = GitHub(event.repository, source, event.api_url, retry, refresh=source.invalidate)
+    secrets = tuple(s for s in (token, env.get("ANTHROPIC_API_KEY", ""), app_key.strip()) if s)
+    return Context(env=env, event=event, repo=repo, config=cfg, github=github, dry_run=dry_run, secrets=secrets,
+                   tokens=source)
 
 
 def _run(ctx: Context, phase: str) -> int:

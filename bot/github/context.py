@@ -10,6 +10,7 @@ from ..errors import ArlError
 from ..events import Event
 from ..git import Git
 from .client import GitHub
+from .tokens import TokenSource
 
 
 @dataclass
@@ -24,6 +25,7 @@ class Context:
     remote: str = "origin"
     dry_run: bool = False
     secrets: tuple[str, ...] = field(default=(), repr=False)
+    tokens: TokenSource | None = field(default=None, repr=False)  # where the GitHub token comes from
 
     @property
     def gh(self) -> GitHub:
@@ -40,7 +42,7 @@ class Context:
 
     def redact(self, text: str) -> str:
         """text without any secret this run holds (tokens can surface in git's or a server's words)."""
-        for secret in self.secrets:
+        for secret in (*self.secrets, *(self.tokens.issued if self.tokens else ())):
             if secret:
                 text = text.replace(secret, "***")
         return text

@@ -146,3 +146,23 @@ def error(message: str, status: int) -> dict[str, Any]:
     """GitHub's error body."""
     return {"message": message, "documentation_url": "https://docs.github.com/rest",
             "status": str(status)}
+
+
+def installation(api: str, web: str, iid: int, app_id: int, slug: str, account: dict[str, Any]) -> dict[str, Any]:
+    """An installation object (a GitHub App installed on an account, for one repository here)."""
+    return {
+        "id": iid, "account": account, "repository_selection": "selected",
+        "access_tokens_url": f"{api}/app/installations/{iid}/access_tokens",
+        "repositories_url": f"{api}/installation/repositories",
+        "html_url": f"{web}/settings/installations/{iid}", "app_id": app_id, "target_id": account["id"],
+        "target_type": account["type"], "permissions": {"contents": "write", "pull_requests": "write",
+                                                         "issues": "write", "actions": "write"},
+        "events": ["issue_comment"], "created_at": STAMP, "updated_at": STAMP, "single_file_name": None,
+        "app_slug": slug, "suspended_by": None, "suspended_at": None,
+    }
+
+
+def installation_token(token: str, expires_at: str) -> dict[str, Any]:
+    """An installation-token object (POST /app/installations/{id}/access_tokens)."""
+    return {"token": token, "expires_at": expires_at, "repository_selection": "selected",
+            "permissions": {"contents": "write", "pull_requests": "write", "issues": "write", "actions": "write"}}

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
+import secrets
 import subprocess
 import threading
 import time
@@ -38,6 +40,26 @@ class Exchange:
     body: Any
     request: Any = None
     fault: bool = False  # an injected failure, not an answer of the API's own
+    auth: str = ""  # what authenticated it: "actions" (GITHUB_TOKEN), "installation", "app" (a JWT) or ""
+
+
+@dataclass
+class Token:
+    """A token the stand-in accepts until `expires_at` (time.time()); after it: 401 Bad credentials."""
+
+    value: str
+    kind: str  # "actions" (the workflow's GITHUB_TOKEN) or "installation" (minted for a GitHub App)
+    expires_at: float | None = None
+
+
+@dataclass
+class App:
+    """A GitHub App installed on the repository's owner: its JWTs are checked against public_key (PEM)."""
+
+    app_id: int
+    public_key: str
+    installation_id: int
+    slug: str = "arl-test-app"
 
 
 @dataclass
@@ -60,6 +82,7 @@ class _State:
     comments: dict[int, dict[str, Any]] = field(default_factory=dict)
     reactions: list[dict[str, Any]] = field(default_factory=list)
     forks: dict[str, dict[str, Any]] = field(default_factory=dict)
+    dispatches: list[dict[str, Any]] = field(default_factory=list)
 
 
 Route = tuple[str, re.Pattern[str], str, Callable[..., tuple[int, Any]]]
@@ -80,6 +103,17 @@ class GitHubStandIn:
         self.requests: list[Exchange] = []
         self.faults: list[Fault] = []
         self.remaining = LIMIT
+        # Repository settings GitHub has and tests turn off: "Allow GitHub Actions to create and approve pull
+        # requests" (off by default for new repositories in personal accounts), and draft pull requests
+        # (none in private repositories on GitHub Free and Pro).
+        self.actions_may_open_pulls = True
+        self.drafts_supported = True
+        self.tokens: dict[str, Token] = {token: Token(token, "actions")} if token else {}
+        self.app: App | None = None
+        self.token_lifetime_s = 3600.0  # what GitHub gives an installation token
+        self.mints = 0
+        self._mint_ids = itertools.count(1)
+        self._auth = ""  # who made the request being answered (set under the lock)
         self._state = _State()
         self._lock = threading.RLock()
         self._ids = iter(range(1_000_001, 10**9))
@@ -112,6 +146,12 @@ class GitHubStandIn:
              "/repos/{owner}/{repo}/collaborators/{username}/permission", self._permission),
             ("GET", re.compile(r"/users/([^/]+)"), "/users/{username}", self._get_user),
             ("GET", re.compile(r"/rate_limit"), "/rate_limit", self._rate_limit),
+            ("GET", re.compile(r"/repos/([^/]+)/([^/]+)/installation"), "/repos/{owner}/{repo}/installation",
+             self._get_installation),
+            ("POST", re.compile(r"/app/installations/(\d+)/access_tokens"),
+             "/app/installations/{installation_id}/access_tokens", self._mint),
+            ("POST", re.compile(r"/repos/([^/]+)/([^/]+)/actions/workflows/([^/]+)/dispatches"),
+             "/repos/{owner}/{repo}/actions/workflows/{workflow_id}/dispatches", self._dispatch),
         ]
 
     # -- lifecycle ----------------------------------------------------------------------------------
@@ -167,6 +207,26 @@ class GitHubStandIn:
         with self._lock:
             return self._new_comment(number, self._state.users[login], body)
 
+    def add_app(self, app_id: int, public_key: str, installation_id: int = 4711) -> App:
+        """A GitHub App installed for the repository; public_key (PEM) checks the JWTs it signs."""
+        self.app = App(app_id, public_key, installation_id)
+        self.add_user(f"{self.app.slug}[bot]", role="write", kind="Bot")
+        return self.app
+
+    def expire_tokens(self) -> None:
+        """Every token issued so far stops working now (GITHUB_TOKEN included), as each does at its expiry."""
+        with self._lock:
+            for token in self.tokens.values():
+                token.expires_at = time.time() - 1
+
+    def valid(self, value: str) -> Token | None:
+        """The live token with that value (None: unknown or expired)."""
+        with self._lock:
+            token = self.tokens.get(value)
+            if token is None or (token.expires_at is not None and token.expires_at <= time.time()):
+                return None
+            return token
+
     def inject(self, kind: str, *, method: str = "GET", path: str = ".*", times: int = 1, retry_after: int = 1,
                hang_s: float = 30.0) -> Fault:
         """Answer the next `times` matching requests with a fault instead."""
@@ -199,6 +259,11 @@ class GitHubStandIn:
         """Reaction contents on a comment, in order."""
         with self._lock:
             return [r["content"] for r in self._state.reactions if r["comment_id"] == comment_id]
+
+    def dispatches(self) -> list[dict[str, Any]]:
+        """Workflow dispatches made so far: workflow, ref, inputs and who made them (the token's kind)."""
+        with self._lock:
+            return [dict(d) for d in self._state.dispatches]
 
     def count(self, method: str | None = None, operation: str | None = None) -> int:
         """How many requests matched (faults included)."""
@@ -289,6 +354,14 @@ class GitHubStandIn:
         if not body.get("title") or not head or not base:
             raise _Answer(422, {**payloads.error("Validation Failed", 422),
                                 "errors": [{"resource": "PullRequest", "code": "missing_field"}]})
+        if not self.actions_may_open_pulls and self._auth == "actions":
+            raise _Answer(403, {**payloads.error(
+                "GitHub Actions is not permitted to create or approve pull requests.", 403),
+                "documentation_url": "https://docs.github.com/rest/pulls/pulls#create-a-pull-request"})
+        if body.get("draft") and not self.drafts_supported:
+            raise _Answer(422, {**payloads.error("Validation Failed", 422), "errors": [{
+                "resource": "PullRequest", "code": "custom",
+                "message": "Draft pull requests are not supported in this repository."}]})
         for i in self._state.issues.values():
             if i["pull"] and i["state"] == "open" and i["head_ref"] == head and i["base_ref"] == base:
                 raise _Answer(422, {**payloads.error("Validation Failed", 422), "errors": [{
@@ -393,6 +466,57 @@ class GitHubStandIn:
     def _rate_limit(self, q: dict[str, str], body: Any) -> tuple[int, Any]:
         return 200, payloads.rate_limit(LIMIT, self.remaining, int(time.time()) + 3600)
 
+    def _get_installation(self, q: dict[str, str], body: Any, owner: str, repo: str) -> tuple[int, Any]:
+        self._check_repo(owner, repo)
+        if self.app is None:
+            raise _Answer(404, payloads.error("Not Found", 404))
+        account = self._state.users[owner]
+        return 200, payloads.installation(self.url, WEB, self.app.installation_id, self.app.app_id, self.app.slug,
+                                          account)
+
+    def _mint(self, q: dict[str, str], body: Any, iid: str) -> tuple[int, Any]:
+        if self.app is None or int(iid) != self.app.installation_id:
+            raise _Answer(404, payloads.error("Not Found", 404))
+        value = f"ghs_{next(self._mint_ids):04d}{secrets.token_hex(16)}"
+        expires = time.time() + self.token_lifetime_s
+        self.tokens[value] = Token(value, "installation", expires)
+        self.mints += 1
+        at = datetime.fromtimestamp(int(expires), UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return 201, payloads.installation_token(value, at)
+
+    def _dispatch(self, q: dict[str, str], body: Any, owner: str, repo: str, workflow: str) -> tuple[int, Any]:
+        self._check_repo(owner, repo)
+        if not body.get("ref"):
+            raise _Answer(422, payloads.error("Invalid request.\n\n\"ref\" wasn't supplied.", 422))
+        inputs = body.get("inputs") or {}
+        if len(inputs) > 25 or not all(isinstance(v, str) for v in inputs.values()):
+            raise _Answer(422, payloads.error("Invalid request.", 422))
+        self._state.dispatches.append({"workflow": workflow, "ref": body["ref"], "inputs": dict(inputs),
+                                       "by": self._auth})
+        return 204, None
+
+    def _authenticate(self, header: str, operation: str) -> str | None:
+        """Who the Authorization header is: 'actions', 'installation', 'app' (a valid JWT), or None."""
+        scheme, _, credential = header.partition(" ")
+        if operation.startswith("/app/") or operation == "/repos/{owner}/{repo}/installation":
+            return "app" if scheme.lower() == "bearer" and self._jwt_ok(credential) else None
+        if scheme.lower() not in ("token", "bearer"):
+            return None
+        token = self.valid(credential)
+        return token.kind if token else None
+
+    def _jwt_ok(self, credential: str) -> bool:
+        import jwt
+
+        if self.app is None:
+            return False
+        try:  # GitHub checks the signature, the issuer (the App's id) and that it is not expired
+            claims = jwt.decode(credential, self.app.public_key, algorithms=["RS256"],
+                                options={"require": ["iat", "exp", "iss"]}, leeway=60)
+        except jwt.PyJWTError:
+            return False
+        return str(claims["iss"]) == str(self.app.app_id)
+
     # -- dispatch -------------------------------------------------------------------------------------
     def handle(self, method: str, target: str, headers: dict[str, str], raw: bytes) -> tuple[int, dict[str, str], Any]:
         """Answer one request: (status, extra headers, JSON body or None for a hang)."""
@@ -409,15 +533,17 @@ class GitHubStandIn:
                          None)
             if fault is not None:
                 fault.times -= 1
+        auth = self._authenticate(headers.get("authorization", ""), operation) if self.tokens or self.app else ""
         if fault is not None:
             status, answer, extra = self._fault(fault)
-        elif self.token and headers.get("authorization", "") not in (f"token {self.token}", f"Bearer {self.token}"):
+        elif auth is None:
             status, answer = 401, payloads.error("Bad credentials", 401)
         elif route is None:
             status, answer = 404, payloads.error("Not Found", 404)
         else:
             try:
                 with self._lock:
+                    self._auth = auth
                     status, answer = route[1](query, request, *route[2])
             except _Answer as exc:
                 status, answer = exc.status, exc.body
@@ -425,7 +551,8 @@ class GitHubStandIn:
                 answer, extra = self._page(answer, query, path)
         with self._lock:
             self.remaining = max(0, self.remaining - 1)
-            self.requests.append(Exchange(method, path, operation, status, answer, request, fault is not None))
+            self.requests.append(Exchange(method, path, operation, status, answer, request, fault is not None,
+                                          auth or ""))
         return status, extra, answer
 
     def _page(self, items: list[Any], query: dict[str, str], path: str) -> tuple[list[Any], dict[str, str]]:
@@ -478,7 +605,7 @@ def _handler_for(standin: GitHubStandIn) -> type[BaseHTTPRequestHandler]:
             if status == 0:  # a hung connection: drop it without an answer
                 self.close_connection = True
                 return
-            data = json.dumps(answer).encode()
+            data = b"" if status == 204 else json.dumps(answer).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json; charset=utf-8")
             self.send_header("Content-Length", str(len(data)))
