@@ -357,6 +357,10 @@ class Git:
         never touched (a repair would rewrite its link to point here).
         """
         path = Path(os.path.abspath(path))
+        if path.resolve() != path:  # `.arl-bot` linked to another clone's: deleting or writing would reach it
+            raise GitError("worktree add", f"{path} leads to {path.resolve()} through a link, and arl-bot never "
+                           "deletes or writes another folder through one",
+                           hint=f"remove the link (`rm {path.parent.parent}`); arl-bot makes its worktree there itself")
         state = self.worktree_link(path)
         if state == "stale":
             # Only ever with the path: a bare `repair` also rewrites links of worktrees it finds elsewhere.
