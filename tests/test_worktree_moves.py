@@ -106,3 +106,27 @@ def test_a_copy_made_while_the_worktree_had_the_branch_checked_out_frees_the_bra
     assert snapshot(lab.root) == before
     git(copy, "checkout", "--quiet", "autoresearch/demo")
     assert (copy / "model/value.txt").read_text() == "7\n"
+
+
+def test_a_worktree_entry_naming_another_path_is_repaired(tmp_path: Path) -> None:
+    lab = make_lab(tmp_path, ["8", "7"])
+    arl(lab.root, "run", "--dry-run", "--experiments", "1")
+    entry = Path(lab.git("rev-parse", "--git-common-dir"))
+    entry = (lab.root / entry if not entry.is_absolute() else entry) / "worktrees" / "demo" / "gitdir"
+    entry.write_text(str(tmp_path / "elsewhere" / ".git") + "\n")  # the entry's link names a path that is gone
+    arl(lab.root, "run", "--dry-run", "--experiments", "1")
+    assert Path(entry.read_text().strip()).resolve() == (lab.root / TREE / ".git").resolve()
+    assert keeps(lab.root) == ["baseline", "keep", "keep"]
+
+
+def test_a_linked_worktree_folder_is_refused_and_the_linked_clone_untouched(tmp_path: Path) -> None:
+    lab = make_lab(tmp_path, ["8", "7"])
+    arl(lab.root, "run", "--dry-run", "--experiments", "1")
+    copy = tmp_path / "copy"
+    shutil.copytree(lab.root, copy, symlinks=True, ignore=shutil.ignore_patterns(".arl-bot"))
+    (copy / ".arl-bot").symlink_to(lab.root / ".arl-bot")  # the copy's hidden folder is the original's
+    before = snapshot(lab.root)
+    result = subprocess.run([*ARL, "run", "--dry-run", "--experiments", "1"], cwd=copy, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 1 and "through a link" in result.stderr and "Traceback" not in result.stderr
+    assert snapshot(lab.root) == before
