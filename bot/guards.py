@@ -16,12 +16,14 @@ from typing import Any
 from . import policy
 from .config import NUMBER_NAME, Guards, Limit, Loop
 from .evaluate import Measurement
-from .record import Attempt
+from .record import Attempt, Record
 from .sandbox import Sandbox, limit_note
+from .sanitize import code_span, table_cell
 
 MAX_NUMBERS = 64  # other numbers kept per attempt: an evaluation printing thousands would bloat the record
 REASON_TAIL_CHARS = 600  # of a failed check's output, in the attempt's reason (which the agent reads)
 LOG_TAIL_CHARS = 4_000  # of each check's output, in the record
+KEPT_SHOWN = 10  # kept states listed with their guards in the PR body
 _NAME = re.compile(NUMBER_NAME)
 _NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][-+]?\d+)?"
 _LINE = re.compile(rf"\s*([A-Za-z_][A-Za-z0-9_.-]*)\s*[:=]\s*({_NUMBER})\s*")
@@ -36,7 +38,7 @@ class Outcome:
     ok: bool
     reason: str = ""  # why it failed, for the attempt's reason
     value: float | None = None  # a limit's number
-    limit: str = ""  # a limit's bound as people read it: "<= 40000", "<= +5% of 120 (126)"
+    limit: str = ""  # a limit's bound as people read it: "≤ 40000", "≤ 126 (+5% of 120)"
     seconds: float = 0.0  # a check's time
     log: str = ""  # a check's output tail
 
@@ -152,9 +154,9 @@ def check_limits(values: Mapping[str, float], limits: Mapping[str, Limit],
         reference = value if best is None else best.get(name)
         bounds: list[tuple[bool, str]] = []
         if limit.max is not None:
-            bounds.append((value <= limit.max, f"<= {limit.max:g}"))
+            bounds.append((value <= limit.max, f"≤ {limit.max:g}"))
         if limit.min is not None:
-            bounds.append((value >= limit.min, f">= {limit.min:g}"))
+            bounds.append((value >= limit.min, f"≥ {limit.min:g}"))
         for amount, sign in ((limit.max_increase, 1), (limit.max_decrease, -1)):
             if amount is None:
                 continue
@@ -164,7 +166,7 @@ def check_limits(values: Mapping[str, float], limits: Mapping[str, Limit],
             step, text = _change(amount, reference)
             bound = reference + sign * step
             ok = value <= bound if sign > 0 else value >= bound
-            bounds.append((ok, f"{'<=' if sign > 0 else '>='} {bound:g} ({'+' if sign > 0 else '-'}{text})"))
+            bounds.append((ok, f"{'≤' if sign > 0 else '≥'} {bound:g} ({'+' if sign > 0 else '-'}{text})"))
         failed = [text for ok, text in bounds if not ok]
         shown = ", ".join(text for _, text in bounds)
         reason = f"limit `{name}`: {value:g} is not {' and '.join(failed)}" if failed else ""
@@ -263,9 +265,9 @@ def unverified(best: Attempt | None, guards: Guards) -> bool:
     return any(name not in passed for name in (*(c.name for c in guards.checks), *guards.limits))
 
 
-def in_force(guards: Guards) -> list[str]:
-    """The guards as one line each, for the prompt and the PR body."""
-    lines = [f"check `{c.name}`: `{c.command}` must exit 0" for c in guards.checks]
+def rules(guards: Guards) -> list[dict[str, str]]:
+    """The guards in force as plain data (kind, name, rule): for the prompt and the run_start note (the PR body)."""
+    out = [{"kind": "check", "name": c.name, "rule": c.command} for c in guards.checks]
     for name, limit in guards.limits.items():
         parts = []
         if limit.max is not None:
@@ -276,8 +278,14 @@ def in_force(guards: Guards) -> list[str]:
             parts.append(f"no more than {_amount_text(limit.max_increase)} above the best kept state's")
         if limit.max_decrease is not None:
             parts.append(f"no more than {_amount_text(limit.max_decrease)} below the best kept state's")
-        lines.append(f"limit `{name}`: " + ", ".join(parts))
-    return lines
+        out.append({"kind": "limit", "name": name, "rule": ", ".join(parts)})
+    return out
+
+
+def in_force(guards: Guards) -> list[str]:
+    """The guards as one line each, for the agent's prompt."""
+    return [f"check `{r['name']}`: `{r['rule']}` must exit 0" if r["kind"] == "check"
+            else f"limit `{r['name']}`: {r['rule']}" for r in rules(guards)]
 
 
 def _amount_text(amount: str | float) -> str:
@@ -285,7 +293,7 @@ def _amount_text(amount: str | float) -> str:
 
 
 def summary(attempt: Attempt) -> str:
-    """One line for an attempt's guards: `tests ok 1.2s, peak_vram_mb 39000 (<= 40000)`; empty when none ran."""
+    """One line for an attempt's guards: `tests ok 1.2s, peak_vram_mb 39000 (≤ 40000)`; empty when none ran."""
     entries = attempt.extra.get("guards")
     if not isinstance(entries, list) or not entries:
         return ""
@@ -302,3 +310,43 @@ def summary(attempt: Attempt) -> str:
             seconds = e.get("seconds")
             parts.append(f"{e.get('name')} {mark}" + (f" {seconds:.1f}s" if isinstance(seconds, int | float) else ""))
     return ", ".join(parts)
+
+
+# -- the PR body ---------------------------------------------------------------------------------------
+def _latest_rules(record: Record) -> list[dict[str, str]] | None:
+    """The guards in force at the latest run's start (None: no run noted them)."""
+    for note in reversed(record.notes):
+        found = note.data.get("guards") if note.kind == "run_start" else None
+        if isinstance(found, list):
+            return [r for r in found if isinstance(r, dict)]
+    return None
+
+
+def pr_section(record: Record) -> list[str]:
+    """Markdown lines: the guards in force, and for each recent keep which guards ran and their values."""
+    in_force_now = _latest_rules(record) or []
+    kept = [a for a in record.kept if summary(a)][-KEPT_SHOWN:]
+    turned_down = sum(1 for a in record.attempts if a.status == "discard" and failed_guard(a))
+    if not in_force_now and not kept:
+        return []
+    out = ["", "### Guards", ""]
+    if in_force_now:
+        out += ["A keep must also pass these:", "", "| guard | rule |", "| --- | --- |"]
+        for r in in_force_now:
+            kind, name, rule = str(r.get("kind", "")), str(r.get("name", "")), str(r.get("rule", ""))
+            shown = f"{code_span(rule, in_table=True)} exits 0" if kind == "check" else table_cell(rule, 120)
+            out.append(f"| {kind} {code_span(name, in_table=True)} | {shown} |")
+        out.append("")
+    if turned_down:
+        out += [f"{turned_down} would-be keep{'s' if turned_down > 1 else ''} turned down by a guard.", ""]
+    if kept:
+        out += ["| # | status | guards (value, bound) | checks time |", "| --- | --- | --- | --- |"]
+        out += [f"| {a.experiment} | {a.status} | {table_cell(summary(a), 300)} | "
+                f"{_finite(a.extra.get('guard_s')) or 0.0:.1f}s |" for a in reversed(kept)]
+    return out
+
+
+def failed_guard(attempt: Attempt) -> bool:
+    """Whether a guard turned the attempt down (or stopped its baseline)."""
+    entries = attempt.extra.get("guards")
+    return isinstance(entries, list) and any(isinstance(e, dict) and e.get("ok") is False for e in entries)

@@ -128,7 +128,8 @@ class Session:
             started = time.monotonic()
             summary = RunSummary(record=record, reason="")
             self._note("run_start", run_id=self.run_id, url=self.options.run_url,
-                       sandbox=self.sandbox.name, dry_run=self.options.dry_run, **self._base_moved())
+                       sandbox=self.sandbox.name, dry_run=self.options.dry_run, **self._base_moved(),
+                       guards=guards.rules(self.loop.guards))  # the PR body lists the guards in force
             self._emit("on_start")
             try:
                 while True:

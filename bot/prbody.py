@@ -6,7 +6,7 @@ import statistics
 import sys
 from dataclasses import dataclass
 
-from . import measurement_view
+from . import guards, measurement_view
 from .record import Attempt, Record
 from .sanitize import code_span, table_cell
 
@@ -360,6 +360,7 @@ def _render(record: Record, ctx: BodyContext, latest: int, kept_rows: int) -> st
         out += [f"> [!NOTE]\n> {moved}", ""]
     out += metric_table(record, ctx)
     out += measurement_view.section(record)  # keep rule, noise, holdout beside validation
+    out += guards.pr_section(record)  # the guards in force, and what each keep passed
     for section in (progress_section(record, ctx), latest_table(record, ctx, latest),
                     kept_table(record, ctx, kept_rows)):
         if section:

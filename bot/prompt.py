@@ -62,8 +62,7 @@ def guards_section(loop: Loop, record: Record) -> str:
              "the evaluation reports; checks run on your change):", ""]
     lines += [f"- {line}" for line in guards.in_force(loop.guards)]
     for attempt in reversed(record.attempts[-FAILED_SCAN:]):
-        entries = attempt.extra.get("guards")
-        if isinstance(entries, list) and any(isinstance(e, dict) and e.get("ok") is False for e in entries):
+        if guards.failed_guard(attempt):
             # the reason carries a check's output, which the agent's code printed: cleaned and cut
             lines += ["", f"The last guard failure (experiment {attempt.experiment}):", "",
                       clean(attempt.reason, GUARD_REASON_CHARS)]

@@ -129,7 +129,7 @@ def test_judge_limits_absolute_relative_and_missing() -> None:
     assert guards.judge_limits({"mem": 100.0, "lat": 10.5, "acc": 0.8}, limits, best) == []
     broken = guards.judge_limits({"mem": 101.0, "lat": 10.6, "acc": 0.79}, limits, best)
     assert [v.name for v in broken] == ["mem", "lat", "acc"]
-    assert "101 is not <= 100" in broken[0].reason and "<= 10.5 (+5% of 10)" in broken[1].reason
+    assert "101 is not ≤ 100" in broken[0].reason and "≤ 10.5 (+5% of 10)" in broken[1].reason
     missing = guards.judge_limits({"mem": 1.0, "acc": 0.9}, limits, best)
     assert [v.name for v in missing] == ["lat"] and "reported no `lat`" in missing[0].reason
     # the baseline is its own reference for change bounds, but must still report every number
@@ -171,11 +171,11 @@ def test_a_gain_that_breaks_a_limit_is_a_discard(tmp_path: Path) -> None:
     run = arl(lab, "run", "--dry-run")
     assert run.returncode == 0, run.stderr
     _, first, second, third = attempts(lab)
-    assert first["status"] == "discard" and "limit `peak_vram_mb`: 5000 is not <= 4000" in str(first["reason"])
-    assert second["status"] == "discard" and "limit `latency_ms`: 11 is not <= 10.5" in str(second["reason"])
+    assert first["status"] == "discard" and "limit `peak_vram_mb`: 5000 is not ≤ 4000" in str(first["reason"])
+    assert second["status"] == "discard" and "limit `latency_ms`: 11 is not ≤ 10.5" in str(second["reason"])
     assert third["status"] == "keep"
     shown = {e["name"]: e for e in third["extra"]["guards"]}  # type: ignore[index]
-    assert shown["latency_ms"]["value"] == 10.4 and shown["peak_vram_mb"]["limit"] == "<= 4000"
+    assert shown["latency_ms"]["value"] == 10.4 and shown["peak_vram_mb"]["limit"] == "≤ 4000"
     assert check_runs(tmp_path) == 2  # limits first: a broken limit spares the checks
     karpathy = arl(lab, "results", "--format", "karpathy").stdout.splitlines()
     assert karpathy[0].split("\t")[2] == "memory_gb" and karpathy[1].split("\t")[2] == "1.0"  # 1000 MB
@@ -280,3 +280,15 @@ def test_checks_run_in_the_evaluation_sandbox_not_on_the_host(tmp_path: Path) ->
     assert "tree: Read-only file system" in str(first["reason"]) and "got: []" in str(first["reason"])
     assert "hunter2" not in json.dumps(attempts(lab))
     assert lab.git("show", "autoresearch/demo:model/value.txt") == "10;1000;10"
+
+
+def test_the_pr_body_lists_the_guards_in_force_and_what_each_keep_passed(tmp_path: Path) -> None:
+    lab = guard_lab(tmp_path, ["8;1000;10;broken", "9;1000;10"],
+                    "limits:\n  peak_vram_mb: {max: 4000}\n" + CHECKS, experiments=2)
+    run = arl(lab, "run", "--dry-run")  # a dry run prints the body it would post
+    assert run.returncode == 0, run.stderr
+    body = run.stdout
+    assert "### Guards" in body and "| limit `peak_vram_mb` | at most 4000 |" in body
+    assert "| check `roundtrip` |" in body and "eval/check.py" in body
+    assert "1 would-be keep turned down by a guard." in body
+    assert "| 2 | keep | peak_vram_mb 1000 (≤ 4000) ok, roundtrip ok" in body
