@@ -10,6 +10,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from . import guards
 from .measurement_view import holdout_value
 from .prbody import STATUS_ICON, best_so_far, bounds_of, change, fmt, series
 from .record import Attempt, Record
@@ -234,6 +235,9 @@ def _kept_section(record: Record, diff: Differ | None) -> str:
     for a in reversed(kept[-KEPT_DIFFS:]):
         delta = f"{a.delta:+.4g}" if a.delta is not None else ""
         body = f'<pre class="diff">{_diff_html(diff(a.experiment))}</pre>' if diff else ""
+        if guards.summary(a):  # the guards it passed, their values, the checks' time apart from evaluation's
+            body = (f"<p class='guards'>guards: {esc(guards.summary(a))} (checks {esc(a.extra.get('guard_s', 0))}s, "
+                    f"evaluation {a.eval_s:.1f}s)</p>{body}")
         parts.append(f"<details><summary><b>#{a.experiment}</b> {esc(fmt(a.metric))} <span class='delta'>{delta}"
                      f"</span> {esc(a.description)} <code>{esc((a.sha or '')[:8])}</code></summary>{body}</details>")
     if len(kept) > KEPT_DIFFS:

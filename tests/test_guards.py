@@ -13,6 +13,8 @@ import pytest
 from arl_bot import config, guards, prompt
 from arl_bot.errors import ConfigError
 from arl_bot.record import Attempt, Meta, Record
+from arl_bot.report import build_report
+from arl_bot.store import RecordStore
 
 from tests.labs import PY, Lab, make_lab
 
@@ -292,3 +294,6 @@ def test_the_pr_body_lists_the_guards_in_force_and_what_each_keep_passed(tmp_pat
     assert "| check `roundtrip` |" in body and "eval/check.py" in body
     assert "1 would-be keep turned down by a guard." in body
     assert "| 2 | keep | peak_vram_mb 1000 (≤ 4000) ok, roundtrip ok" in body
+    record = RecordStore(lab.repo, "demo").load()
+    assert record is not None
+    assert "guards: peak_vram_mb 1000 (≤ 4000) ok, roundtrip ok" in build_report(record)
