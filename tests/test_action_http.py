@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from pathlib import Path
 
 from arl_bot.git import config_env
@@ -42,6 +44,7 @@ def test_a_wrong_token_fails_the_run_loudly(tmp_path: Path) -> None:
         assert any(status == 401 for _, _, status in server.requests)
 
 
+@pytest.mark.unit
 def test_the_token_goes_after_any_git_config_already_in_the_environment() -> None:
     key, value = token_header("https://github.com", "t0ken")
     added = config_env([(key, value)], {"GIT_CONFIG_COUNT": "2"})

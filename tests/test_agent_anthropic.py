@@ -6,7 +6,6 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import anthropic
 import pytest
 from arl_bot.agents import AgentTask, get_agent
 from arl_bot.agents.anthropic import AnthropicAgent
@@ -189,6 +188,8 @@ def test_a_missing_key_or_a_refused_key_stops_the_run(tmp_path: Path, api: Messa
 
 
 def test_the_stand_in_answers_the_sdk_without_streaming(api: MessagesAPI) -> None:
+    import anthropic  # here, not at the top: the SDK costs seconds to import, and only this test uses it
+
     api.push(tool_use("read_file", {"path": "a.txt"}, say="Let me look.", usage=usage(12, 3, cache_read=5)))
     client = anthropic.Anthropic(base_url=api.url, api_key="k", max_retries=0)
     message = client.messages.create(model="claude-haiku-4-5", max_tokens=100,

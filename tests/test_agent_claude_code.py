@@ -18,6 +18,8 @@ from arl_bot.sandbox import Sandbox, get_sandbox
 from tests.labs import Lab, make_lab, value_config
 from tests.messages_api import MessagesAPI, Turn, text, tool_use, usage
 
+pytestmark = pytest.mark.external
+
 ROOT = Path(__file__).resolve().parents[1]
 INSTALLED = ROOT / ".ci/node/node_modules/.bin/claude"  # .ci/run installs it
 

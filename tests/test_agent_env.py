@@ -28,6 +28,7 @@ def test_pass_env_hands_named_variables_to_a_command_agent(tmp_path: Path, monke
     assert (lab.root / "model/seen.txt").read_text() == "sk-for-aider||"
 
 
+@pytest.mark.unit
 def test_the_github_token_cannot_be_passed() -> None:
     with pytest.raises(config.ConfigError, match="never gets the GitHub token"):
         config.parse(value_config(agent="{kind: claude-code, pass_env: [GH_TOKEN]}"))

@@ -72,6 +72,7 @@ def test_improves_on_the_baseline_and_a_fresh_clone_resumes_the_study(tmp_path: 
     assert len(second.record.attempts) == 16
 
 
+@pytest.mark.unit
 def test_feedback_maps_statuses_and_skips_what_no_longer_fits() -> None:
     space = {"x": Param.model_validate({"float": [0, 1]}), "act": Param.model_validate({"choice": ["a", "b"]})}
 
@@ -132,6 +133,7 @@ def test_a_toml_file_with_nested_keys_keeps_its_comments(tmp_path: Path) -> None
     ("{n: {int: [1, 9], step: 0.5}}", "loops.demo.agent.space.n: an int range needs a whole `step`"),
     ("{}", "loops.demo.agent: agent kind `optuna` needs `space:`"),
 ])
+@pytest.mark.unit
 def test_space_errors_name_the_key_and_line(space: str, says: str) -> None:
     text = value_config(agent=f"{{kind: optuna, params_file: model/params.json, space: {space}}}")
     with pytest.raises(ConfigError) as caught:
@@ -140,12 +142,14 @@ def test_space_errors_name_the_key_and_line(space: str, says: str) -> None:
     assert caught.value.line is not None
 
 
+@pytest.mark.unit
 def test_the_params_file_must_be_editable() -> None:
     text = value_config(agent="{kind: optuna, params_file: eval/p.json, space: {a: {int: [1, 2]}}}")
     with pytest.raises(ConfigError, match=r"params_file 'eval/p\.json' must match `editable`"):
         config.parse(text)
 
 
+@pytest.mark.unit
 def test_yaml_exponent_without_a_dot_is_read_as_a_number() -> None:
     loop = config.parse(value_config(
         agent="{kind: optuna, params_file: model/p.yaml, space: {lr: {float: [1e-4, 1e-1], log: true}}}")).loop(None)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from arl_bot.commands import Command, Problem, parse
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.mark.parametrize(("body", "verb", "experiments"), [
     ("/autoresearch continue", "continue", None),

@@ -11,6 +11,8 @@ from arl_bot import config
 from arl_bot.cli import main
 from arl_bot.errors import ConfigError
 
+pytestmark = pytest.mark.unit
+
 SMALLEST = textwrap.dedent("""\
     version: 1
     loops:

@@ -10,6 +10,8 @@ from arl_bot.events import Event, EventError, from_env, parse
 
 from tests.webhooks import payload
 
+pytestmark = pytest.mark.unit
+
 ENV = {"GITHUB_REPOSITORY": "Codertocat/Hello-World", "GITHUB_RUN_ID": "7", "GITHUB_SERVER_URL": "https://ghe.example",
        "GITHUB_API_URL": "https://ghe.example/api/v3/"}
 

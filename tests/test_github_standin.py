@@ -83,6 +83,7 @@ def test_every_answer_follows_githubs_openapi_description(standin: GitHubStandIn
     assert not problems, "\n".join(problems[:20])
 
 
+@pytest.mark.unit
 def test_the_conformance_check_catches_a_drifted_answer() -> None:
     good = {"id": 1, "node_id": "x", "user": None, "content": "eyes", "created_at": "2024-01-01T00:00:00Z"}
     operation = "/repos/{owner}/{repo}/issues/comments/{comment_id}/reactions"

@@ -55,6 +55,7 @@ def test_planted_noise_mean_keeps_sub_sigma_changes_sigma_keeps_only_the_real_on
     assert "### Measurement" in body and "noise σ" in body and "k·σ" in body
 
 
+@pytest.mark.unit
 def test_keep_rule_config_forms_and_errors() -> None:
     loop = config.parse(noisy_config(loop="keep: welch")).loop(None)
     assert loop.keep.rule == "welch" and loop.keep.confidence == 0.95

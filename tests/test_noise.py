@@ -9,6 +9,8 @@ import statistics
 import pytest
 from arl_bot import noise
 
+pytestmark = pytest.mark.unit
+
 
 def test_t_distribution_matches_published_tables() -> None:
     # Student's t quantiles from any statistics table: P(T <= t) for (t, df)

@@ -10,6 +10,8 @@ import yaml
 from arl_bot import paramfile
 from arl_bot.paramfile import ParamFileError
 
+pytestmark = pytest.mark.unit
+
 
 def test_json_keeps_other_keys_order_and_indentation(tmp_path: Path) -> None:
     path = tmp_path / "p.json"

@@ -34,11 +34,13 @@ def test_cli_plots_a_real_loop(tmp_path: Path, capsys: pytest.CaptureFixture[str
     assert green_pixels(out) > 500  # the best-so-far line and the kept points are drawn
 
 
+@pytest.mark.unit
 def test_svg_names_its_series(tmp_path: Path) -> None:
     svg = write_plot(long_record(2_000), tmp_path / "progress.svg").read_text()
     assert "best so far" in svg and "no metric" in svg
 
 
+@pytest.mark.unit
 def test_unknown_suffix_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ArlError, match=r"unknown image type '\.gif'"):
         write_plot(long_record(10), tmp_path / "progress.gif")

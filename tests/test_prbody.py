@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import dataclasses
 import re
 from pathlib import Path
@@ -18,10 +20,12 @@ CTX = BodyContext(loop="curve", goal="minimize", metric="val_loss",
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
 
 
+@pytest.mark.unit
 def test_small_loop_matches_golden() -> None:
     golden.check("prbody-small.md", render(small_record(), CTX))
 
 
+@pytest.mark.unit
 def test_ten_thousand_attempts_stay_under_githubs_limit() -> None:
     body = render(long_record(10_000), CTX)
     assert len(body) < GITHUB_LIMIT
@@ -30,6 +34,7 @@ def test_ten_thousand_attempts_stay_under_githubs_limit() -> None:
     golden.check("prbody-10000.md", body)
 
 
+@pytest.mark.unit
 def test_agent_text_cannot_break_the_table_or_inject_html() -> None:
     body = render(small_record(), CTX)
     row = next(line for line in body.splitlines() if line.startswith("| 6 |"))
@@ -38,6 +43,7 @@ def test_agent_text_cannot_break_the_table_or_inject_html() -> None:
     assert "\n::error::" not in body
 
 
+@pytest.mark.unit
 def test_raw_markdown_carries_a_text_chart() -> None:
     body = render(small_record(), CTX)
     text = body.split("```text\n", 1)[1].split("```", 1)[0].splitlines()
@@ -45,6 +51,7 @@ def test_raw_markdown_carries_a_text_chart() -> None:
     assert text[1].startswith("each tried   ▄▅▃×▂×█×▁▁▁▁")
 
 
+@pytest.mark.external
 def test_mermaid_draws_the_chart_without_errors() -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     with Browser(width=1000) as browser:

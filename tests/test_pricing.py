@@ -10,6 +10,8 @@ from arl_bot.decide import RunState, stop_reason
 
 from tests.labs import value_config
 
+pytestmark = pytest.mark.unit
+
 
 def test_cost_is_exact_for_every_kind_of_token() -> None:
     usage = pricing.Usage.from_api({

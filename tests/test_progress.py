@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import fcntl
 import io
 import os
@@ -107,6 +109,7 @@ def test_agent_text_cannot_forge_a_workflow_command(tmp_path: Path) -> None:
     assert "steps: 200 -> 300 ::error::injected" in lines[-2]
 
 
+@pytest.mark.unit
 def test_choose_follows_where_output_goes() -> None:
     class Tty(io.StringIO):
         def isatty(self) -> bool:

@@ -18,6 +18,7 @@ METRIC = Metric(name="val_bpb")
 LOOP = config.parse(value_config()).loop("demo")
 
 
+@pytest.mark.unit
 def test_a_thousand_attempts_fit_the_default_budget_with_the_facts_that_matter() -> None:
     record = synthetic_record(1000)
     text = prompt.history(record, METRIC)
@@ -39,6 +40,7 @@ def test_a_thousand_attempts_fit_the_default_budget_with_the_facts_that_matter()
 
 @pytest.mark.parametrize("n", [0, 1, 10, 100, 1000, 5000])
 @pytest.mark.parametrize("budget", [300, 1000, 4000])
+@pytest.mark.unit
 def test_history_never_exceeds_its_budget(n: int, budget: int) -> None:
     text = prompt.history(synthetic_record(n, seed=n), METRIC, PromptConfig(history_tokens=budget))
     assert prompt.estimate_tokens(text) <= budget
@@ -46,6 +48,7 @@ def test_history_never_exceeds_its_budget(n: int, budget: int) -> None:
         assert f"- {n} " in text  # the newest attempt survives any budget
 
 
+@pytest.mark.unit
 def test_the_whole_prompt_stays_bounded_at_ten_thousand_attempts() -> None:
     record = synthetic_record(10_000)
     record.notes += [Note(kind="redirect", at="", data={"text": "x" * 50_000}) for _ in range(100)]
@@ -53,6 +56,7 @@ def test_the_whole_prompt_stays_bounded_at_ten_thousand_attempts() -> None:
     assert prompt.estimate_tokens(text) <= 4000 + 1500
 
 
+@pytest.mark.unit
 def test_older_failures_are_deduplicated_with_counts() -> None:
     record = synthetic_record(3)
     record.attempts = record.attempts[:1]
@@ -66,6 +70,7 @@ def test_older_failures_are_deduplicated_with_counts() -> None:
     assert text.count("learning rate") == 2  # once summarised, once among the latest two
 
 
+@pytest.mark.unit
 def test_mode_text_says_what_the_mode_means_and_where_it_starts() -> None:
     record = synthetic_record(40, seed=3)
     kept = record.kept
@@ -97,6 +102,7 @@ def test_redirect_notes_are_sanitised_before_the_prompt(tmp_path: Path) -> None:
     assert prompt.notes(record) == ("Try dropout next and a tag",)
 
 
+@pytest.mark.unit
 def test_estimate_errs_high() -> None:
     assert prompt.estimate_tokens("") == 0
     assert prompt.estimate_tokens("abc") == 1

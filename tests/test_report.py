@@ -21,6 +21,7 @@ DRAWN = ("document.querySelectorAll('#metric .main-svg').length > 0 && "
 EVIL = '</script><script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2">'
 
 
+@pytest.mark.external
 def test_report_opens_offline_draws_its_charts_and_escapes_agent_text(tmp_path: Path) -> None:
     record = small_record()
     record.attempts[6] = dataclasses.replace(record.attempts[6], description=EVIL)
@@ -57,6 +58,7 @@ def test_cli_reports_a_real_loop_with_its_diffs(tmp_path: Path, capsys: pytest.C
     assert "https://" not in text.split("<script", 1)[0]  # no stylesheet or font from a CDN
 
 
+@pytest.mark.unit
 def test_failures_are_sorted_by_cause() -> None:
     kinds = [failure_kind(a) for a in small_record().attempts if a.status in ("crash", "invalid")]
     assert kinds == ["crash: evaluation timed out", "invalid: touched protected paths",

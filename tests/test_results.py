@@ -16,11 +16,13 @@ from tests.labs import make_lab
 from tests.sample_records import small_record
 
 
+@pytest.mark.unit
 def test_json_round_trips_every_field() -> None:
     record = small_record()
     assert results.from_json(results.as_json(record)) == record
 
 
+@pytest.mark.unit
 def test_tsv_round_trips_the_columns() -> None:
     record = small_record()
     rows = results.parse_tsv(results.as_tsv(record))
@@ -49,6 +51,7 @@ def read_karpathy(text: str) -> list[dict[str, str]]:
     return out
 
 
+@pytest.mark.unit
 def test_karpathy_export_reads_as_autoresearch_results_tsv() -> None:
     record = small_record()
     rows = read_karpathy(results.as_karpathy(record))
@@ -62,6 +65,7 @@ def test_karpathy_export_reads_as_autoresearch_results_tsv() -> None:
     assert rows[5]["description"] == "edit eval/run.py (invalid: changed protected paths: eval/run.py)"
 
 
+@pytest.mark.unit
 def test_karpathy_memory_comes_from_the_evaluation() -> None:
     record = small_record()
     record.attempts[2] = type(record.attempts[2])(**{**record.attempts[2].__dict__, "extra": {"peak_vram_mb": 45060.2}})

@@ -13,6 +13,8 @@ from arl_bot.sandbox.bubblewrap import BubblewrapSandbox
 
 from tests.labs import value_config
 
+pytestmark = pytest.mark.unit
+
 
 def loop_with(sandbox: str) -> config.Loop:
     return config.parse(value_config().replace("sandbox: none", sandbox)).loop(None)

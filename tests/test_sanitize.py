@@ -22,6 +22,8 @@ from arl_bot.sanitize import (
 )
 from markdown_it import MarkdownIt
 
+pytestmark = pytest.mark.unit
+
 
 def test_plain_text_and_markdown_pass_through() -> None:
     text = "Try a **cosine** schedule.\n\n- warm up 200 steps\n- then `lr=3e-4` 🚀 (café, 日本語)"

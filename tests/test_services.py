@@ -128,6 +128,7 @@ def test_a_service_that_dies_mid_evaluation_makes_a_crash_not_a_bogus_score(tmp_
     assert baseline.metric is None
 
 
+@pytest.mark.unit
 def test_service_config_needs_a_readiness_check() -> None:
     with pytest.raises(ConfigError, match="needs `port` or `ready"):
         config.parse(noisy_config(loop='services:\n  - {name: x, command: "sleep 1"}'))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from pathlib import Path
 
 from arl_bot.config import Metric, StrategyConfig
@@ -25,11 +27,13 @@ def record_of(*entries: tuple[str, float | None]) -> Record:
     return record
 
 
+@pytest.mark.unit
 def test_improves_the_head_by_default() -> None:
     record = record_of(("baseline", 10.0), ("keep", 9.0))
     assert choose(StrategyConfig(), MIN, record, "sha-1") == Plan(start="sha-1", mode="improve")
 
 
+@pytest.mark.unit
 def test_every_nth_experiment_explores_from_the_head() -> None:
     settings = StrategyConfig(explore_every=3, diversify_after=None)
     record = record_of(("baseline", 10.0), ("keep", 9.0), ("discard", 9.5))
@@ -41,6 +45,7 @@ def test_every_nth_experiment_explores_from_the_head() -> None:
                   record_of(("baseline", 1.0), ("keep", 0.9), ("keep", 0.8)), "sha-2").mode == "improve"
 
 
+@pytest.mark.unit
 def test_a_plateau_diversifies_from_the_other_best_states_in_turn() -> None:
     settings = StrategyConfig(explore_every=None, diversify_after=2, top_k=2)
     # kept: 0 (10.0), 1 (7.0), 2 (8.0 ... kept while better than the best at the time in a noisy loop), 3 (6.0, head)
@@ -59,18 +64,21 @@ def test_a_plateau_diversifies_from_the_other_best_states_in_turn() -> None:
     assert choose(settings, MIN, record, "sha-3") == Plan(start="sha-1", mode="diversify")  # round again
 
 
+@pytest.mark.unit
 def test_a_keep_ends_the_plateau_and_interruptions_do_not_count() -> None:
     record = record_of(("baseline", 10.0), ("discard", 11.0), ("discard", 12.0), ("keep", 9.0), ("discard", 9.5),
                        ("interrupted", None), ("crash", None))
     assert plateau(record) == 2
 
 
+@pytest.mark.unit
 def test_without_another_kept_state_a_plateau_keeps_improving() -> None:
     settings = StrategyConfig(explore_every=None, diversify_after=2)
     record = record_of(("baseline", 10.0), ("discard", 11.0), ("discard", 12.0))
     assert choose(settings, MIN, record, "sha-0") == Plan(start="sha-0", mode="improve")
 
 
+@pytest.mark.unit
 def test_ranking_follows_the_goal() -> None:
     record = record_of(("baseline", 1.0), ("keep", 3.0), ("keep", 2.0), ("discard", 5.0))
     assert [a.experiment for a in ranked(record, MIN)] == [0, 2, 1]

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import pytest
+
 from arl_bot.prbody import BodyContext
 from arl_bot.summary import render_summary, run_elapsed
 
 from tests import golden
 from tests.sample_records import long_record, small_record
+
+pytestmark = pytest.mark.unit
 
 CTX = BodyContext(loop="curve", goal="minimize", metric="val_loss", run_url="https://github.com/o/r/actions/runs/8")
 

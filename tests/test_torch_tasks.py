@@ -22,6 +22,8 @@ from arl_bot.sandbox import get_sandbox
 
 from tests.labs import Lab, git
 
+pytestmark = pytest.mark.external
+
 
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -151,6 +151,7 @@ def test_action_matches_githubs_action_schema() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.external
 def test_actionlint_passes_the_workflows_the_init_workflow_and_the_actions_steps(
         tmp_path: Path, init_workflow: Path) -> None:
     # actionlint reads workflows only; wrapped in one, the action's steps get its expression checks.
@@ -159,6 +160,7 @@ def test_actionlint_passes_the_workflows_the_init_workflow_and_the_actions_steps
     assert _actionlint(init_workflow, *WORKFLOWS, wrapped) == []
 
 
+@pytest.mark.external
 def test_actionlint_catches_a_wrong_output_reference(tmp_path: Path, init_workflow: Path) -> None:
     bad = tmp_path / "bad.yml"
     bad.write_text(init_workflow.read_text().replace("needs.gate.outputs.run", "needs.gates.outputs.run"))
@@ -166,6 +168,7 @@ def test_actionlint_catches_a_wrong_output_reference(tmp_path: Path, init_workfl
     assert any("gates" in line for line in findings), findings
 
 
+@pytest.mark.external
 def test_actionlint_still_catches_a_wrong_concurrency_key(tmp_path: Path, init_workflow: Path) -> None:
     # Only `queue` is let through: any other unknown key in the same section is still an error.
     bad = tmp_path / "bad.yml"
@@ -176,6 +179,7 @@ def test_actionlint_still_catches_a_wrong_concurrency_key(tmp_path: Path, init_w
 # --- our own rules -----------------------------------------------------------------------------------
 
 
+@pytest.mark.unit
 def test_workflow_grants_nothing_by_default_and_each_job_says_what_it_needs(any_workflow: Path) -> None:
     path = any_workflow
     doc = _load(path)
@@ -185,6 +189,7 @@ def test_workflow_grants_nothing_by_default_and_each_job_says_what_it_needs(any_
         assert isinstance(job.get("permissions"), dict), f"{path.name}: job {job_id} grants no explicit permissions"
 
 
+@pytest.mark.unit
 def test_every_action_is_pinned_by_a_full_sha_with_its_version(any_file: Path) -> None:
     path = any_file
     lines = [line for line in path.read_text().splitlines() if re.match(r"^\s*(-\s*)?uses:", line)]
@@ -195,6 +200,7 @@ def test_every_action_is_pinned_by_a_full_sha_with_its_version(any_file: Path) -
         assert SHA_PIN.match(line), f"{path.name}: not pinned to a 40-hex SHA with a `# vX.Y.Z` comment: {line}"
 
 
+@pytest.mark.unit
 def test_no_expression_inside_a_script_and_secrets_only_in_env(any_file: Path) -> None:
     # An expression in `run:` is pasted into the script before the shell reads it: a comment body or an
     # input there becomes shell syntax. Values go through env and are read as "$VAR".
@@ -208,6 +214,7 @@ def test_no_expression_inside_a_script_and_secrets_only_in_env(any_file: Path) -
                 assert "secrets." not in str(value), f"{path.name} {where}: secret outside env: in {key}"
 
 
+@pytest.mark.unit
 def test_checkouts_leave_no_token_behind(any_file: Path) -> None:
     path = any_file
     for where, step in _steps(_load(path)):
@@ -226,6 +233,7 @@ def _arl_step(job: dict[str, Any]) -> dict[str, Any]:
     return found[0]
 
 
+@pytest.mark.unit
 def test_gate_on_a_hosted_runner_then_one_research_job_per_loop(two_jobs: Path) -> None:
     jobs = _load(two_jobs)["jobs"]
     gate, research = jobs["gate"], jobs["research"]
@@ -251,6 +259,7 @@ def test_gate_on_a_hosted_runner_then_one_research_job_per_loop(two_jobs: Path) 
     assert "secrets." not in yaml.safe_dump(gate)
 
 
+@pytest.mark.unit
 def test_user_workflow_has_the_three_triggers_and_skips_bots_and_issues(init_workflow: Path) -> None:
     doc = _load(init_workflow)
     assert set(doc["on"]) == {"schedule", "issue_comment", "workflow_dispatch"}
@@ -343,6 +352,7 @@ def test_release_publishes_with_trusted_publishing_and_moves_the_major_tag() -> 
 # --- action.yml --------------------------------------------------------------------------------------
 
 
+@pytest.mark.unit
 def test_action_inputs_reach_the_code_only_through_env_and_outputs_map_to_the_step() -> None:
     action = _load(ACTION)
     assert action["runs"]["using"] == "composite"
