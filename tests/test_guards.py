@@ -195,7 +195,7 @@ def test_a_base_that_fails_a_guard_stops_the_run_before_any_experiment(
         tmp_path: Path, start: str, guards_yaml: str, named: str) -> None:
     lab = guard_lab(tmp_path, ["1;1;1"], guards_yaml, start=start)
     run = arl(lab, "run", "--dry-run")
-    assert run.returncode != 0
+    assert run.returncode == 1  # an ArlError: a message and a hint, no traceback
     assert named in run.stderr and "Traceback" not in run.stderr
     assert "change that guard under `guards:`" in run.stderr
     assert [a["status"] for a in attempts(lab)] == ["crash"]  # no experiment 1; the next run measures again
@@ -297,3 +297,13 @@ def test_the_pr_body_lists_the_guards_in_force_and_what_each_keep_passed(tmp_pat
     record = RecordStore(lab.repo, "demo").load()
     assert record is not None
     assert "guards: peak_vram_mb 1000 (≤ 4000) ok, roundtrip ok" in build_report(record)
+
+
+def test_the_readme_example_is_a_valid_config() -> None:
+    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
+    section = readme.split("### Guards", 1)[1]
+    block = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    loop = _loop(textwrap.dedent(block.split("\n", 1)[1]))
+    assert [c.name for c in loop.guards.checks] == ["tests", "export"]
+    assert loop.guards.limits["latency_ms"].max_increase == "5%"
+    assert guards.reported("throughput: 950.5 tok/s\n", "", loop) == {"tokens_per_s": 950.5}
