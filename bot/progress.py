@@ -195,7 +195,10 @@ class StatusLine(LinePrinter):
 
     def _tick(self) -> None:
         while not self._stop.wait(TICK_S):
-            self._draw()
+            with self._lock:  # stop is set under the lock: no redraw can land after the final erase
+                if self._stop.is_set():
+                    return
+                self._draw()
 
     def on_start(self, session: Session) -> None:
         """Print the start line and start redrawing the clocks."""
@@ -218,7 +221,8 @@ class StatusLine(LinePrinter):
 
     def on_end(self, session: Session, reason: str) -> None:
         """Stop redrawing, erase the status line and print why the run stopped."""
-        self._stop.set()
+        with self._lock:
+            self._stop.set()
         if self._ticker is not None:
             self._ticker.join(timeout=2)
         self.experiment = None

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pyte
 from arl_bot.loop import RunOptions, Session
-from arl_bot.progress import CLEAR, GitHubPrinter, LinePrinter, StatusLine, choose
+from arl_bot.progress import CLEAR, TICK_S, GitHubPrinter, LinePrinter, StatusLine, choose
 
 from tests.labs import EVAL_VALUE, Lab, make_lab, value_config
 from tests.sample_records import small_record
@@ -60,7 +60,7 @@ def run_cli(lab: Lab, env: dict[str, str], tty: bool) -> bytes:
 
 
 def test_terminal_gets_a_status_line_that_redraws(tmp_path: Path) -> None:
-    out = run_cli(slow_lab(tmp_path, sleep=0.6), {}, tty=True).decode()  # the clock redraws meanwhile
+    out = run_cli(slow_lab(tmp_path), {}, tty=True).decode()  # every phase and seed redraws the line
     assert CLEAR in out
     statuses = [part.split("\n")[0] for part in out.split(CLEAR)]
     # The phases and clocks show on the status line, seed by seed ...
@@ -76,6 +76,25 @@ def test_terminal_gets_a_status_line_that_redraws(tmp_path: Path) -> None:
     assert any("experiment 2: DISCARD score=9" in line for line in shown)
     assert not any("▶" in line for line in shown)
     assert not any("agent…" in line for line in shown)  # phases live on the status line only
+
+
+def test_the_clock_redraws_while_a_phase_runs_and_never_after_the_end(tmp_path: Path) -> None:
+    lab = make_lab(tmp_path, ["8"])
+    session = Session(lab.repo, lab.config(), lab.loop(), RunOptions(dry_run=True))
+    session.record = small_record()
+    stream = io.StringIO()
+    printer = StatusLine(stream)
+    printer.on_start(session)
+    printer.on_phase(session, 10, "agent")
+    drawn = stream.getvalue().count(CLEAR)
+    deadline = time.monotonic() + 30  # waits for an event (a redraw with nothing happening), asserts no duration
+    while stream.getvalue().count(CLEAR) == drawn and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert stream.getvalue().count(CLEAR) > drawn, "the status line never redrew its clock"
+    printer.on_end(session, "budget spent")
+    ended = stream.getvalue()
+    time.sleep(3 * TICK_S)
+    assert stream.getvalue() == ended and ended.endswith(CLEAR)  # nothing drawn after the final erase
 
 
 def test_pipes_get_plain_lines(tmp_path: Path) -> None:
