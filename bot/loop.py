@@ -46,6 +46,7 @@ class RunOptions:
     remote: str = "origin"
     run_id: str = ""
     run_url: str = ""
+    notes: dict[str, object] = field(default_factory=dict)  # more run_start data (a job chain's budget so far)
 
 
 class Listener(Protocol):
@@ -129,7 +130,8 @@ class Session:
             summary = RunSummary(record=record, reason="")
             self._note("run_start", run_id=self.run_id, url=self.options.run_url,
                        sandbox=self.sandbox.name, dry_run=self.options.dry_run, **self._base_moved(),
-                       guards=guards.rules(self.loop.guards))  # the PR body lists the guards in force
+                       guards=guards.rules(self.loop.guards),  # the PR body lists the guards in force
+                       **self.options.notes)
             self._emit("on_start")
             try:
                 while True:

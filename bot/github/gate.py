@@ -158,6 +158,10 @@ def on_dispatch(ctx: Context) -> Order:
     if not ctx.dry_run:
         record = notes.load(ctx.repo, loop.name, ctx.sync_remote)
         if record is not None and record.paused:
+            if ctx.env.get("GITHUB_ACTOR", "").endswith("[bot]"):
+                # The bot's own hand-over to a new job: a person's `stop` since then wins.
+                print(f"arl-bot: {loop.name} is stopped (`/autoresearch continue` resumes it)", file=sys.stderr)
+                return NOTHING
             notes.add(ctx.repo, loop.name, "resume", {"by": "workflow_dispatch"}, ctx.sync_remote)
     return Order(run=True, targets=(Target(loop.name, tuple(loop.runner)),), command="run",
                  experiments=ctx.event.experiments)

@@ -5,19 +5,24 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 
+from ..config import Loop
 from ..errors import ArlError
 from ..loop import Listener, RunOptions, RunSummary, Session
 from ..prbody import BodyContext, fmt, render
 from ..progress import LinePrinter
 from ..rebase import rebase
+from ..record import Record
 from ..revert import revert
 from ..sandbox.none import WARNING
 from ..store import RecordStore
-from . import feedback, gate, notes
+from . import chain, feedback, gate, notes
+from .client import GitHubError
 from .context import Context
 from .outputs import Order, Target, annotate, append_summary, write_outputs
 from .pr import PullRequestView, seed_branch
 from .runner_check import require_loops_ready
+
+HANDED_OVER = " (this job's share; the loop continues in a new job)"
 
 
 @dataclass
@@ -28,6 +33,7 @@ class Outcome:
     summary: RunSummary | None = None
     pr: int | None = None
     skipped: str = ""
+    handed_over: bool = False  # the loop goes on in a new job (its job budget ran out, not the loop's)
 
 
 def run(ctx: Context, order: Order) -> int:
@@ -67,11 +73,17 @@ def run_one(ctx: Context, order: Order, target: Target) -> Outcome:
             return Outcome(loop.name, skipped="stopped by a command; `/autoresearch continue` resumes it")
     if not ctx.dry_run:
         seed_branch(ctx.repo, loop, ctx.remote)
+    record = RecordStore(ctx.repo, loop.name).load()
+    leg = _leg(ctx, order, loop, record)
+    run_loop = loop
+    if leg is not None and leg.hours != loop.budget.hours:  # this job's share of the hours, not the loop's
+        run_loop = loop.model_copy(update={"budget": loop.budget.model_copy(update={"hours": leg.hours})})
     listeners: list[Listener] = [LinePrinter()]
     view: PullRequestView | None = None
-    session = Session(ctx.repo, ctx.config, loop, RunOptions(
-        experiments=order.experiments, dry_run=ctx.dry_run, remote=ctx.remote, run_id=ctx.event.run_id,
-        run_url=ctx.event.run_url), listeners=listeners)
+    session = Session(ctx.repo, ctx.config, run_loop, RunOptions(
+        experiments=leg.experiments if leg else order.experiments, dry_run=ctx.dry_run, remote=ctx.remote,
+        run_id=ctx.event.run_id, run_url=ctx.event.run_url, notes={"chain": leg.notes} if leg else {}),
+        listeners=listeners)
     warning = "" if session.sandbox.isolated else WARNING
     if warning:
         session.warn(warning)
@@ -79,7 +91,7 @@ def run_one(ctx: Context, order: Order, target: Target) -> Outcome:
         view = PullRequestView(ctx.github, loop, server_url=ctx.event.server_url, run_url=ctx.event.run_url,
                                number=order.pr, sandbox_warning=warning, draft=ctx.config.github.draft)
         # Before the baseline: a token that may not open pull requests fails the job now, not hours later.
-        view.prepare(ctx.repo, RecordStore(ctx.repo, loop.name).load())
+        view.prepare(ctx.repo, record)
         session.listeners.append(view)
     if order.command == "revert":
         assert order.experiment is not None
@@ -91,6 +103,14 @@ def run_one(ctx: Context, order: Order, target: Target) -> Outcome:
         summary = rebased
     else:
         summary = session.run()
+    handed = False
+    if leg is not None and chain.handed_over(leg, summary.reason):
+        tried = sum(1 for a in summary.attempts if a.status != "baseline")
+        if tried == 0:  # handing over again would run nothing again, for ever
+            raise ArlError(f"the job's budget ({leg.hours:g} h) ran out before one experiment of {loop.name} ended",
+                           hint="raise `github.job_hours` in the config above the time one experiment takes")
+        _hand_over(ctx, loop.name)
+        handed = True
     if view is not None and view.errors and not view.shows(summary.record):
         raise ArlError(f"the loop ran, but its pull request could not be updated: {view.errors[-1].message}",
                        hint="every result is on the research branch and its record; `/autoresearch status` "
@@ -100,7 +120,38 @@ def run_one(ctx: Context, order: Order, target: Target) -> Outcome:
                                sandbox_warning=warning)
         append_summary(ctx.env.get("GITHUB_STEP_SUMMARY"), "### Pull-request body (dry run: not posted)\n\n"
                        + render(summary.record, ctx_body))
-    return Outcome(loop.name, summary, view.number if view else order.pr)
+    return Outcome(loop.name, summary, view.number if view else order.pr, handed_over=handed)
+
+
+def _leg(ctx: Context, order: Order, loop: Loop, record: Record | None) -> chain.Leg | None:
+    """This job's share of the loop's budget; None where no job chain applies (dry runs, reverts)."""
+    if ctx.dry_run or ctx.github is None or order.command not in ("run", "continue"):
+        return None
+    # Only the bot's own dispatch continues a chain; a person's command or the schedule starts the budget anew.
+    continuing = ctx.event.kind == "dispatch" and ctx.env.get("GITHUB_ACTOR", "").endswith("[bot]")
+    job_h = chain.job_hours(ctx.config.github.job_hours, ctx.env.get("RUNNER_ENVIRONMENT", ""),
+                            ctx.tokens is not None and ctx.tokens.app)
+    return chain.plan(loop, record, continuing=continuing, job_h=job_h, experiments=order.experiments)
+
+
+def _hand_over(ctx: Context, loop: str) -> None:
+    """Start the next job of the chain: a new run of this workflow for this loop (workflow_dispatch)."""
+    workflow_ref = ctx.env.get("GITHUB_WORKFLOW_REF", "")  # owner/repo/.github/workflows/x.yml@refs/heads/main
+    path, _, ref = workflow_ref.partition("@")
+    if not path or not ref:
+        raise ArlError(f"{loop} used this job's budget and should continue in a new job, but GITHUB_WORKFLOW_REF "
+                       f"({workflow_ref[:100]!r}) does not say which workflow to start",
+                       hint="run it as a GitHub Actions job; the schedule or `/autoresearch continue` goes on")
+    for prefix in ("refs/heads/", "refs/tags/"):
+        ref = ref.removeprefix(prefix)
+    try:
+        ctx.gh.dispatch(path.rsplit("/", 1)[-1], ref, {"loop": loop})
+    except GitHubError as exc:
+        raise ArlError(f"{loop} used this job's budget, and the next job could not be started: {exc.message}",
+                       hint="grant the research job `actions: write` (a workflow_dispatch starts the next job) and "
+                            "keep `workflow_dispatch` with a `loop` input in the workflow; every result so far is "
+                            "on the research branch, and the schedule or `/autoresearch continue` goes on") from None
+    print(f"arl-bot: {loop}: this job's budget is used; the loop continues in a new run of {path}", file=sys.stderr)
 
 
 def _report(ctx: Context, outcome: Outcome) -> None:
@@ -127,7 +178,8 @@ def _report(ctx: Context, outcome: Outcome) -> None:
         f"### arl-bot: `{outcome.loop}`", "", f"| {loop.metric.name} ({loop.metric.goal}) | |", "| --- | --- |",
         f"| baseline | {fmt(baseline)} |", f"| best | {fmt(best)} |",
         f"| this run | {tried} experiments, {s.kept} kept |",
-        f"| cost | ${cost:.2f}, {tokens:,} tokens |", f"| stopped | {s.reason} |",
+        f"| cost | ${cost:.2f}, {tokens:,} tokens |",
+        f"| stopped | {s.reason}{HANDED_OVER if outcome.handed_over else ''} |",
         f"| pull request | {pr} |", f"| branch | `{loop.branch}` |",
     ]))
 

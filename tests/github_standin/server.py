@@ -108,6 +108,7 @@ class GitHubStandIn:
         # (none in private repositories on GitHub Free and Pro).
         self.actions_may_open_pulls = True
         self.drafts_supported = True
+        self.actions_write = True  # whether the workflow granted GITHUB_TOKEN `actions: write` (to dispatch)
         self.tokens: dict[str, Token] = {token: Token(token, "actions")} if token else {}
         self.app: App | None = None
         self.token_lifetime_s = 3600.0  # what GitHub gives an installation token
@@ -486,6 +487,10 @@ class GitHubStandIn:
 
     def _dispatch(self, q: dict[str, str], body: Any, owner: str, repo: str, workflow: str) -> tuple[int, Any]:
         self._check_repo(owner, repo)
+        if not self.actions_write and self._auth == "actions":
+            raise _Answer(403, {**payloads.error("Resource not accessible by integration", 403),
+                                "documentation_url": "https://docs.github.com/rest/actions/workflows"
+                                                     "#create-a-workflow-dispatch-event"})
         if not body.get("ref"):
             raise _Answer(422, payloads.error("Invalid request.\n\n\"ref\" wasn't supplied.", 422))
         inputs = body.get("inputs") or {}

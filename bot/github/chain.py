@@ -1,0 +1,90 @@
+"""Runs longer than a job may live: each job stops inside its budget and hands the loop to the next (pure).
+
+A job's token (GITHUB_TOKEN: 24 h at most) or the job itself (6 h on GitHub-hosted runners) ends before a long
+loop does. So a job runs the loop under a job budget and, when that budget and not the loop's ran out, starts a
+new run of the workflow (workflow_dispatch), which continues with what is left. What was used is written in the
+run_start note (`chain`), so the next job reads the remainder from the record on the remote, nowhere else.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from ..config import Loop
+from ..record import Record
+
+GITHUB_HOSTED_HOURS = 5.5  # a GitHub-hosted job is cancelled at 6 h
+TOKEN_HOURS = 23.0  # GITHUB_TOKEN expires after the job's 24 h at most
+HOURS_STOP = "hours:"  # how decide.stop_reason words an exhausted hours budget
+
+
+@dataclass(frozen=True)
+class Leg:
+    """One job's share of a loop's budget."""
+
+    hours: float | None  # what this job's Session may use (None: no limit)
+    experiments: int | None  # what it may run (None: the loop's budget)
+    handover: bool  # whether running out of `hours` means "hand over" rather than "the loop is done"
+    notes: dict[str, object]  # the run_start note's `chain` entry
+
+
+def job_hours(configured: float | None, runner_environment: str, app_tokens: bool) -> float | None:
+    """The job budget: the config's, else what the runner and the token allow."""
+    if configured is not None:
+        return configured
+    if runner_environment == "github-hosted":
+        return GITHUB_HOSTED_HOURS
+    return None if app_tokens else TOKEN_HOURS  # App tokens are re-minted; a self-hosted job may run 5 days
+
+
+def pending(record: Record | None) -> tuple[float, int | None] | None:
+    """(hours used, experiments left) of a chain whose last job handed over, or None when none is waiting."""
+    if record is None:
+        return None
+    start = end = None
+    for note in reversed(record.notes):
+        if note.kind == "run_end" and end is None and start is None:
+            end = note
+        elif note.kind == "run_start":
+            start = note
+            break
+    if start is None or end is None or not isinstance(start.data.get("chain"), dict):
+        return None
+    chain = start.data["chain"]
+    if not chain.get("handover") or not str(end.data.get("reason", "")).startswith(HOURS_STOP):
+        return None
+    used_h = float(chain.get("used_h", 0.0)) + max(0.0, (_time(end.at) - _time(start.at)) / 3600)
+    left = chain.get("experiments")
+    if isinstance(left, int):
+        done = _tried(record) - int(chain.get("tried", 0))
+        left = max(0, left - done)
+    return used_h, left if isinstance(left, int) else None
+
+
+def plan(loop: Loop, record: Record | None, *, continuing: bool, job_h: float | None,
+         experiments: int | None) -> Leg:
+    """This job's leg: a continuation takes what the chain left, anything else starts the loop's budget anew."""
+    used_h, left = 0.0, experiments if experiments is not None else loop.budget.experiments
+    waiting = pending(record) if continuing else None
+    if waiting is not None:
+        used_h, left = waiting
+    remaining_h = None if loop.budget.hours is None else max(0.0, loop.budget.hours - used_h)
+    hours = remaining_h if job_h is None else (job_h if remaining_h is None else min(job_h, remaining_h))
+    handover = job_h is not None and (remaining_h is None or job_h < remaining_h)
+    notes: dict[str, object] = {"used_h": round(used_h, 6), "experiments": left, "tried": _tried(record),
+                                "job_h": job_h, "handover": handover}
+    return Leg(hours=hours, experiments=left, handover=handover, notes=notes)
+
+
+def handed_over(leg: Leg, reason: str) -> bool:
+    """Whether a job that stopped for reason should start the next one."""
+    return leg.handover and reason.startswith(HOURS_STOP)
+
+
+def _tried(record: Record | None) -> int:
+    return 0 if record is None else sum(1 for a in record.attempts if a.status != "baseline")
+
+
+def _time(stamp: str) -> float:
+    return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").timestamp()
