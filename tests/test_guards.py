@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from arl_bot import config, guards, prompt
 from arl_bot.errors import ConfigError
+from arl_bot.evaluate import Measurement, SeedResult
 from arl_bot.record import Attempt, Meta, Record
 from arl_bot.report import build_report
 from arl_bot.store import RecordStore
@@ -307,3 +308,28 @@ def test_the_readme_example_is_a_valid_config() -> None:
     assert [c.name for c in loop.guards.checks] == ["tests", "export"]
     assert loop.guards.limits["latency_ms"].max_increase == "5%"
     assert guards.reported("throughput: 950.5 tok/s\n", "", loop) == {"tokens_per_s": 950.5}
+
+
+def test_a_python_backends_metrics_are_recorded_and_limited(tmp_path: Path) -> None:
+    from tests.test_python_backend import LAB_BACKEND, TARGETS, _config
+
+    text = _config(experiments=1) + "    guards:\n      limits:\n        pid: {min: 2}\n"
+    lab = make_lab(tmp_path, ["6"], config_text=text,
+                   files={"eval/backend.py": LAB_BACKEND, "data/targets.txt": TARGETS})
+    assert arl(lab, "run", "--dry-run").returncode == 0
+    base, first = attempts(lab)
+    assert first["status"] == "keep"
+    assert float(first["extra"]["metrics"]["pid"]) > 1  # type: ignore[index]
+    assert [e["name"] for e in base["extra"]["guards"]] == ["pid"]  # type: ignore[index]
+    assert "pid=" in arl(lab, "results").stdout
+
+
+def test_an_evaluation_cannot_flood_the_record_with_numbers() -> None:
+    loop = _loop("limits: {}\n")
+    flood = json.dumps({f"n{i}": i for i in range(10_000)})
+    assert len(guards.reported("", flood, loop)) == guards.MAX_NUMBERS
+    # a backend's own metrics: the same cap, and names that could carry markup are dropped
+    many = {**{f"m{i}": float(i) for i in range(10_000)}, "<img src=x>": 1.0, "nan": float("nan")}
+    measured = Measurement((SeedResult(1, 0.5, metrics=many), SeedResult(2, 0.5, metrics={"m0": 2.0})))
+    found = guards.numbers(measured)
+    assert len(found) == guards.MAX_NUMBERS and found["m0"] == 1.0 and "<img src=x>" not in found
