@@ -429,6 +429,16 @@ class Git:
         """Stage every change, untracked files included (ignored files stay out). Check hazards() first."""
         self._config = None  # read the config again: this is the first git command after an agent ran
         self.run("add", "--all", "--", ".")
+        # A `.gitattributes` the agent writes can still make `git add` convert (`text`/`eol` line endings,
+        # `ident`, `working-tree-encoding`): write the staged files back as a checkout of the commit will
+        # have them, so what is evaluated is what the kept commit holds.
+        out = self.run("diff", "--cached", "--name-only", "--diff-filter=AMT", "-z", "--no-renames", "HEAD",
+                       strip=False)
+        paths = [p for p in out.split("\0") if p]
+        for path in paths:  # checkout-index leaves alone a file whose stat the index already has
+            (self.root / path).unlink(missing_ok=True)
+        for i in range(0, len(paths), 500):  # a bounded command line
+            self.run("checkout-index", "--index", "--", *paths[i : i + 500])
 
     def staged_changes(self, against: str = "HEAD") -> list[Change]:
         """What the index changes relative to a commit."""

@@ -8,6 +8,7 @@ sandbox, so only the bot's own git can write it there.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import socket
@@ -145,6 +146,27 @@ def test_gitattributes_cannot_make_git_run_a_filter_or_driver(tmp_path: Path) ->
     assert attempt.sha is not None
     assert lab.git("show", f"{attempt.sha}:model/pipeline.py") + "\n" == GOOD  # the bytes that were evaluated
     assert (worktree(lab) / "model" / "pipeline.py").read_text() == GOOD  # checked out unsmudged too
+
+
+def test_gitattributes_conversions_cannot_make_the_commit_differ_from_what_was_evaluated(tmp_path: Path) -> None:
+    # `text` turns CRLF into LF when staging, `ident` rewrites `$Id: ... $`: the pipeline prints a hash of
+    # its own bytes as the evaluation saw them, to compare with a checkout of the kept commit.
+    pipeline = attack("""\
+        import hashlib
+        print("SELF", hashlib.sha256(open(__file__, "rb").read()).hexdigest())
+        """)
+    agent = textwrap.dedent("""\
+        from pathlib import Path
+        Path("model/.gitattributes").write_text("pipeline.py text eol=lf ident\\n")
+        code = "# $Id: forged $\\n" + Path("attack.py").read_text()
+        Path("model/pipeline.py").write_bytes(code.replace("\\n", "\\r\\n").encode())
+        """)
+    lab = sandbox_lab(tmp_path, pipeline, agent_code=agent)
+    attempt = experiment_one(lab)
+    assert attempt.status == "keep", attempt.reason
+    checked_out = (worktree(lab) / "model" / "pipeline.py").read_bytes()  # the kept commit, checked out
+    assert b"\r" not in checked_out and b"forged" not in checked_out
+    assert f"SELF {hashlib.sha256(checked_out).hexdigest()}" in attempt.eval_log
 
 
 def test_a_submodule_in_the_base_cannot_be_made_a_repository(tmp_path: Path) -> None:
