@@ -30,7 +30,7 @@ class Order:
 
     run: bool
     targets: tuple[Target, ...] = ()
-    command: str = "run"  # continue | revert | run
+    command: str = "run"  # continue | revert | rebase | run
     experiments: int | None = None
     experiment: int | None = None
     pr: int | None = None
