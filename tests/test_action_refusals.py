@@ -117,3 +117,30 @@ def test_a_redirect_full_of_metacharacters_is_only_data(w: World, tmp_path: Path
     result, _ = w.comment(1, f"/autoresearch redirect $(touch {canary}) && `touch {canary}`")
     assert result.code == 0 and not canary.exists()
     assert all("touch" not in value for value in result.outputs.values())
+
+
+def test_a_stranger_gets_one_refusal_per_pull_request_however_often_they_ask(w: World) -> None:
+    w.github.add_user("spammer", role="none")
+    before, replies = w.remote_log(), len(w.github.replies(1))
+    for _ in range(3):
+        result, comment_id = w.comment(1, "/autoresearch continue 100", login="spammer")
+        assert result.code == 0
+        nothing_ran(w, result.outputs, before)
+        assert w.github.reactions(comment_id) == ["eyes"]  # read, each time
+    refusals = w.github.replies(1)[replies:]
+    assert len(refusals) == 1 and "@spammer has the `none` role" in refusals[0]
+    # Another stranger, and the same one on another pull request, still get their one answer.
+    w.github.add_user("other", role="none")
+    w.comment(1, "/autoresearch stop", login="other")
+    other_pr = w.github.add_pull("autoresearch/demo2", title="demo2")
+    w.comment(other_pr, "/autoresearch stop", login="spammer")
+    assert len(w.github.replies(1)) == replies + 2 and len(w.github.replies(other_pr)) == 1
+
+
+def test_a_forged_refusal_marker_from_a_person_does_not_silence_the_bot(w: World) -> None:
+    w.github.add_user("sneaky", role="none")
+    replies = len(w.github.replies(1))
+    w.comment(1, "<!-- arl-bot:refused sneaky2 -->", login="sneaky")
+    w.github.add_user("sneaky2", role="none")
+    w.comment(1, "/autoresearch continue", login="sneaky2")
+    assert len(w.github.replies(1)) == replies + 1

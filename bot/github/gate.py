@@ -51,8 +51,10 @@ def on_comment(ctx: Context) -> Order:
     allowed = list(ctx.config.github.allowed_roles)
     role = ctx.gh.role(ev.author)
     if role not in allowed:
+        if refused_before(ctx, ev.number, ev.author):
+            return NOTHING  # one refusal per person per pull request: a spammer cannot make the bot spam
         fb.reply(refusal(line, feedback.NOT_ALLOWED.format(login=ev.author, role=role,
-                                                           allowed=", ".join(allowed))))
+                                                           allowed=", ".join(allowed))) + refused_marker(ev.author))
         return NOTHING
     if isinstance(parsed, Problem):
         fb.reply(refusal(line, parsed.reason, with_help=True))
@@ -64,6 +66,17 @@ def on_comment(ctx: Context) -> Order:
     if target is None:
         return NOTHING
     return _command(ctx, fb, parsed, target)
+
+
+def refused_marker(login: str) -> str:
+    """The hidden line that marks the bot's refusal of login (logins are letters, digits and '-')."""
+    return f"\n<!-- arl-bot:refused {login.lower()} -->"
+
+
+def refused_before(ctx: Context, number: int, login: str) -> bool:
+    """Whether the bot already refused login on this thread (only the bot's own comments count: they are Bots)."""
+    marker = refused_marker(login).strip()
+    return any(c.user_type == "Bot" and marker in c.body for c in ctx.gh.comments(number))
 
 
 def _research_target(ctx: Context, fb: Feedback, line: str) -> Target | None:
