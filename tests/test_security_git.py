@@ -39,10 +39,12 @@ GOOD = attack("pass")  # a pipeline scoring 0.0: better than the start (10), so 
 
 
 def worktree(lab: Lab) -> Path:
+    """The loop's research worktree in lab."""
     return lab.root / ".arl-bot" / "worktrees" / "demo"
 
 
 def experiment_one(lab: Lab) -> Attempt:
+    """Run baseline and one experiment; return the experiment."""
     summary = run_once(lab)
     assert summary.record.attempts[0].status == "baseline", summary.record.attempts[0].reason
     return summary.record.attempts[1]
