@@ -116,6 +116,7 @@ class Git:
         self.common_dir = Path(self._repo.common_dir).resolve()
         self._loose: LooseObjectDB | None = None
         self._config: list[tuple[str, str, str]] | None = None  # (scope, key, value), read when first needed
+        self._attributes_in_tree = True  # until hazards() has looked: whether a `.gitattributes` is in the tree
         self._gitlinks: dict[str, list[str]] = {}
         self._cat: subprocess.Popen[bytes] | None = None
         self._cat_lock = threading.Lock()
@@ -327,7 +328,8 @@ class Git:
 
     def hazards(self, commit: str) -> list[str]:
         """Nested `.git` entries and files in submodule folders here (treecheck.hazards), before git looks."""
-        return treecheck.hazards(self.root, self.gitlinks(commit))
+        found, self._attributes_in_tree = treecheck.scan(self.root, self.gitlinks(commit))
+        return found
 
     def dirty(self) -> bool:
         """Whether there are uncommitted changes or untracked files."""
@@ -432,6 +434,8 @@ class Git:
         # A `.gitattributes` the agent writes can still make `git add` convert (`text`/`eol` line endings,
         # `ident`, `working-tree-encoding`): write the staged files back as a checkout of the commit will
         # have them, so what is evaluated is what the kept commit holds.
+        if not self._may_convert():
+            return
         out = self.run("diff", "--cached", "--name-only", "--diff-filter=AMT", "-z", "--no-renames", "HEAD",
                        strip=False)
         paths = [p for p in out.split("\0") if p]
@@ -439,6 +443,15 @@ class Git:
             (self.root / path).unlink(missing_ok=True)
         for i in range(0, len(paths), 500):  # a bounded command line
             self.run("checkout-index", "--index", "--", *paths[i : i + 500])
+
+    def _may_convert(self) -> bool:
+        """Whether `git add` could change bytes here: attributes anywhere, or line-ending config."""
+        if self._attributes_in_tree or (self.common_dir / "info" / "attributes").exists():
+            return True
+        xdg = os.environ.get("XDG_CONFIG_HOME") or os.path.join(os.path.expanduser("~"), ".config")
+        if os.path.exists(os.path.join(xdg, "git", "attributes")):
+            return True
+        return any(key in ("core.autocrlf", "core.eol", "core.attributesfile") for _, key, _ in self._listing())
 
     def staged_changes(self, against: str = "HEAD") -> list[Change]:
         """What the index changes relative to a commit."""
@@ -455,10 +468,11 @@ class Git:
         present = {p for p, _ in self.tree_entries(commit)} if paths else set()
         keep = [p for p in paths if p in present]
         gone = [p for p in paths if p not in present]
+        literal = {"GIT_LITERAL_PATHSPECS": "1"}  # a file named `eval/x*.txt` must not also match eval/x1.txt
         if keep:
-            self.run("checkout", commit, "--", *keep)
+            self.run("checkout", commit, "--", *keep, env=literal)
         for path in gone:
-            self.run("rm", "--cached", "--quiet", "--ignore-unmatch", "--", path)
+            self.run("rm", "--cached", "--quiet", "--ignore-unmatch", "--", path, env=literal)
             target = self.root / path
             if target.is_file() or target.is_symlink():
                 target.unlink()
@@ -503,7 +517,6 @@ class Git:
         self.run("clean", "-ffdxq")
 
     def _scrub(self, commit: str) -> None:
-        self._config = None
         treecheck.remove(self.root, self.hazards(commit))
 
     def commit_trailers(self, branch: str, stop_at: str) -> list[tuple[str, str, dict[str, str]]]:

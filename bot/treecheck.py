@@ -29,6 +29,12 @@ def hazards(root: Path, gitlinks: Iterable[str] = ()) -> list[str]:
     gitlinks are the submodule paths of the commit the tree is on; in the bot's worktree their folders
     are always empty (submodules are never checked out there), so any entry inside one was planted.
     """
+    return scan(root, gitlinks)[0]
+
+
+def scan(root: Path, gitlinks: Iterable[str] = ()) -> tuple[list[str], bool]:
+    """hazards(), and whether any `.gitattributes` file is in the tree (one walk for both)."""
+    attributes = False
     links = {link.strip("/") for link in gitlinks}
     found: list[str] = []
     for link in sorted(links):
@@ -52,9 +58,10 @@ def hazards(root: Path, gitlinks: Iterable[str] = ()) -> list[str]:
                 continue
             if child in links:
                 continue
+            attributes = attributes or entry.name == ".gitattributes"
             if entry.is_dir(follow_symlinks=False):
                 stack.append((Path(entry.path), child + "/"))
-    return sorted(dict.fromkeys(found))
+    return sorted(dict.fromkeys(found)), attributes
 
 
 def reason(paths: list[str]) -> str:
