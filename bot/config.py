@@ -346,6 +346,20 @@ class StrategyConfig(_Strict):
     top_k: int = Field(default=3, ge=1)  # diversify from one of the k best kept states besides the head
 
 
+class LoopSchedule(_Strict):
+    """How often the scheduled workflow continues the loop (`schedule: {every: 12h}`); unset: at every tick."""
+
+    every: str | None = Field(default=None, pattern=r"^\s*\d+(\.\d+)?\s*[smhd]\s*$")  # 90m, 12h, 2d
+
+    @property
+    def every_s(self) -> float | None:
+        """The cadence in seconds (None: whenever the schedule fires)."""
+        if self.every is None:
+            return None
+        text = self.every.strip()
+        return float(text[:-1]) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[text[-1]]
+
+
 class PromptConfig(_Strict):
     """How much history the agent's prompt carries (bot/prompt.py)."""
 
@@ -373,6 +387,7 @@ class Loop(_Strict):
     prompt: PromptConfig = Field(default_factory=PromptConfig)
     runner: list[str] = Field(default_factory=lambda: ["self-hosted", "gpu"])
     base: str | None = None  # base branch; default: the branch checked out when the loop starts
+    schedule: LoopSchedule = Field(default_factory=LoopSchedule)  # how often the cron continues it
 
     @field_validator("sandbox", mode="before")
     @classmethod

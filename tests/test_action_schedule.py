@@ -46,3 +46,32 @@ def test_schedule_fans_out_open_loops_skips_stopped_ones_and_survives_a_failing_
         assert stopped.code == 0
         after = w.schedule(ARL_PHASE="gate")
         assert [t["loop"] for t in json.loads(after.outputs["loops"])] == ["demo"]
+
+
+def test_the_schedule_runs_only_due_loops(tmp_path: Path) -> None:
+    # `demo` continues every 12 hours and just ran; `other` has no cadence and runs at every tick.
+    config = two_loops().replace("\n  demo:\n", "\n  demo:\n    schedule: {every: 12h}\n", 1)
+    assert "every: 12h" in config
+    with world(tmp_path, config_text=config) as w:
+        assert w.dispatch(experiments=1, loop="demo").code == 0
+        assert w.dispatch(experiments=1, loop="other").code == 0
+        gate = w.schedule(ARL_PHASE="gate")
+        assert [t["loop"] for t in json.loads(gate.outputs["loops"])] == ["other"]
+        assert "demo is not due yet" in gate.stderr
+        ran = w.schedule(ARL_EXPERIMENTS="1")
+        assert ran.code == 0, ran.stdout + ran.stderr
+        assert len(w.record("demo").attempts) == 2 and len(w.record("other").attempts) == 3  # type: ignore[union-attr]
+
+
+def test_due_loops_come_most_overdue_first_and_a_loop_that_never_ran_leads() -> None:
+    from arl_bot.github.gate import due
+
+    now = 100_000.0
+    loops = [
+        ("hourly-late-by-10m", 3600.0, now - 4200),
+        ("daily-not-yet", 86400.0, now - 3600),
+        ("every-tick", None, now - 300),
+        ("never-ran", 3600.0, None),
+        ("daily-late-by-2h", 86400.0, now - 86400 - 7200),
+    ]
+    assert due(loops, now) == ["never-ran", "daily-late-by-2h", "hourly-late-by-10m", "every-tick"]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import sys
+import time
+from datetime import UTC, datetime
 
 from .. import commands
 from ..commands import Command, Problem
@@ -143,8 +145,8 @@ def _revert_problem(record: Record | None, experiment: int) -> str:
 
 
 def on_schedule(ctx: Context) -> Order:
-    """Every open research pull request of this repository whose loop is not stopped."""
-    targets: list[Target] = []
+    """Every open research pull request of this repository whose loop is not stopped and is due, most overdue first."""
+    waiting: list[tuple[str, float | None, float | None]] = []
     for name in research_loops(ctx):
         try:
             record = notes.load(ctx.repo, name, ctx.sync_remote)
@@ -154,8 +156,35 @@ def on_schedule(ctx: Context) -> Order:
         if record is not None and record.paused:
             print(f"arl-bot: {name} is stopped (`/autoresearch continue` resumes it)", file=sys.stderr)
             continue
-        targets.append(Target(name, tuple(ctx.config.loops[name].runner)))
-    return Order(run=bool(targets), targets=tuple(targets), command="run", experiments=ctx.event.experiments)
+        waiting.append((name, ctx.config.loops[name].schedule.every_s, last_run_end(record)))
+    names = due(waiting, time.time())
+    for name, every_s, _ in waiting:
+        if name not in names:
+            print(f"arl-bot: {name} is not due yet (schedule.every: {every_s or 0:g} s)", file=sys.stderr)
+    targets = tuple(Target(name, tuple(ctx.config.loops[name].runner)) for name in names)
+    return Order(run=bool(targets), targets=targets, command="run", experiments=ctx.event.experiments)
+
+
+def last_run_end(record: Record | None) -> float | None:
+    """When the loop's last run ended (time.time()), from the record's run_end notes; None: never."""
+    for note in reversed(record.notes if record is not None else []):
+        if note.kind == "run_end":
+            try:
+                return datetime.strptime(note.at, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC).timestamp()
+            except ValueError:
+                return None  # a damaged time: treat the loop as due rather than starve it
+    return None
+
+
+def due(loops: list[tuple[str, float | None, float | None]], now: float) -> list[str]:
+    """Names of the loops due at now, most overdue first; each is (name, cadence in s or None, last run end or None).
+
+    A loop without a cadence is due at every tick; one that never ran is the most overdue of all.
+    """
+    overdue = [(name, now - (end + (every or 0.0)) if end is not None else float("inf"))
+               for name, every, end in loops]
+    ready = [(name, late) for name, late in overdue if late >= 0]
+    return [name for name, _ in sorted(ready, key=lambda item: -item[1])]  # stable: config order breaks ties
 
 
 def research_loops(ctx: Context) -> list[str]:
