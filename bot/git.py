@@ -186,7 +186,7 @@ class Git:
         try:
             url = self.run("remote", "get-url", remote)
         except GitError:
-            return remote
+            url = remote  # a URL given in place of a remote's name
         parts = urlsplit(url)
         if parts.netloc and "@" in parts.netloc:
             url = urlunsplit(parts._replace(netloc=parts.netloc.rsplit("@", 1)[1]))
