@@ -5,11 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from arl_bot import guards, policy
+from arl_bot.config import PluginOptions
 from arl_bot.evaluate import Evaluator, MetricNotFound, SeedResult, parse_metric, result_text_of
 from arl_bot.process import ProcessResult
 from arl_bot.safefile import UntrustedFileError
 from arl_bot.sandbox import limit_note
 from arl_bot.trusted import copy_trusted
+
+
+class CommandOptions(PluginOptions):
+    """The command evaluator takes no `evaluate.options`: the command line says it all."""
 
 
 class CommandEvaluator(Evaluator):
@@ -19,6 +24,8 @@ class CommandEvaluator(Evaluator):
     (the scorer) runs from a copy of the files the agent cannot change and reads the command's outputs;
     only what the scorer prints or writes to its result file counts.
     """
+
+    Options = CommandOptions
 
     def evaluate(self, tree: Path, seed: int, scratch: Path) -> SeedResult:
         """Run the command once (then the scorer, when configured) and parse the metric."""

@@ -14,8 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from arl_bot import policy
+from arl_bot.config import PluginOptions
 from arl_bot.evaluate import Evaluator, SeedResult
 from arl_bot.safefile import UntrustedFileError, read_untrusted
+from pydantic import Field
 
 REPORT_BYTES = 50_000_000  # a junit report bigger than this is not read
 MESSAGE_CHARS = 300
@@ -23,15 +25,25 @@ MESSAGE_CHARS = 300
 NO_RESULT = {2: "interrupted", 3: "internal error", 4: "usage error", 5: "no tests were collected"}
 
 
+class PytestOptions(PluginOptions):
+    """`evaluate.options` of the pytest backend."""
+
+    args: list[str] = Field(default_factory=list)  # pytest's arguments, e.g. ["tests/", "-x"]
+    python: str | None = None  # the interpreter that runs pytest; default: the bot's own
+
+
 class PytestEvaluator(Evaluator):
     """Runs pytest under the sandbox with a junit report in scratch and scores the fraction that passed."""
 
+    Options = PytestOptions
+    options: PytestOptions
+
     def evaluate(self, tree: Path, seed: int, scratch: Path) -> SeedResult:
         """Run the suite once; skipped tests count neither way."""
-        options = self.loop.evaluate.options
+        options = self.options
         report = scratch / "junit.xml"
-        argv = [str(options.get("python", sys.executable)), "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                f"--junitxml={report}", "-o", "junit_family=xunit2", *[str(a) for a in options.get("args", [])]]
+        argv = [options.python or sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+                f"--junitxml={report}", "-o", "junit_family=xunit2", *options.args]
         env = {"AUTORESEARCH_SEED": str(seed), "AUTORESEARCH_SCRATCH": str(scratch), "PYTHONHASHSEED": str(seed)}
         run = self.sandbox.run(argv, cwd=tree, policy=policy.evaluation_policy(tree, scratch, env),
                                timeout=self.loop.evaluate.timeout)

@@ -15,9 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from arl_bot import policy
+from arl_bot.config import PluginOptions
 from arl_bot.errors import PluginError
 from arl_bot.evaluate import Evaluator, SeedResult
 from arl_bot.safefile import UntrustedFileError, read_untrusted
+from pydantic import ConfigDict, Field
 
 RESULT_BYTES = 50_000_000  # a result file bigger than this is a broken backend, not a result
 
@@ -44,30 +46,45 @@ def is_lab_reference(name: str) -> bool:
     return True
 
 
+class PythonOptions(PluginOptions):
+    """`evaluate.options` of the python backend (and of a lab's `backend: path/file.py:Class`)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
+
+    class_: str | None = Field(default=None, alias="class", pattern=r".:.")  # with `backend: python`
+    pipeline_dir: str = "."  # relative paths are in the tree
+    data_dir: str = "data"
+    sample_ids: list[str | int] | None = None  # evaluate only these samples; default: all
+    python: str | None = None  # the interpreter that runs the backend; default: the bot's own
+
+
 class PythonEvaluator(Evaluator):
     """Calls `Backend().evaluate(pipeline_dir, data_dir, sample_ids)` in a child under the sandbox."""
+
+    Options = PythonOptions
+    options: PythonOptions
 
     def reference(self) -> str:
         """The backend class, as `path/file.py:Class` or `module:Class`."""
         settings = self.loop.evaluate
         if settings.backend is not None and ":" in settings.backend:
             return settings.backend
-        reference = settings.options.get("class")
-        if not isinstance(reference, str) or ":" not in reference:
+        reference = self.options.class_
+        if reference is None:
             raise PluginError("the python backend needs the class to run",
                               hint='set evaluate.options.class: "eval/backend.py:Backend"')
         return reference
 
     def evaluate(self, tree: Path, seed: int, scratch: Path) -> SeedResult:
         """Run the backend once; its `score` (or `metrics[metric.name]`) is the metric."""
-        options = self.loop.evaluate.options
-        pipeline_dir = _under(tree, str(options.get("pipeline_dir", ".")))
-        data_dir = _under(tree, str(options.get("data_dir", "data")))
+        options = self.options
+        pipeline_dir = _under(tree, options.pipeline_dir)
+        data_dir = _under(tree, options.data_dir)
         result_file = scratch / "lab-result.json"
-        argv = [str(options.get("python", sys.executable)), "-m", "arl_bot.backends.lab_runner",
+        argv = [options.python or sys.executable, "-m", "arl_bot.backends.lab_runner",
                 "--backend", self.reference(), "--pipeline-dir", str(pipeline_dir), "--data-dir", str(data_dir),
                 "--result", str(result_file), "--seed", str(int(seed))]
-        for sample_id in options.get("sample_ids") or []:
+        for sample_id in options.sample_ids or []:
             argv += ["--sample-id", str(sample_id)]
         env = {"AUTORESEARCH_SEED": str(seed), "AUTORESEARCH_SCRATCH": str(scratch),
                "ARL_PIPELINE_DIR": str(pipeline_dir), "ARL_DATA_DIR": str(data_dir)}

@@ -8,22 +8,25 @@ import math
 import os
 import re
 from pathlib import Path, PurePosixPath
-from typing import Annotated, Any, Literal
+from types import UnionType
+from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 
 import yaml
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
     PrivateAttr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
-from . import globs, registry, searchspace
-from .errors import ConfigError
+from . import globs, registry
+from .errors import ConfigError, PluginError
 
 CONFIG_FILE = ".autoresearch.yml"
 LOOP_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
@@ -52,6 +55,58 @@ PID_MAX_LIMIT = 4_194_304  # the most processes Linux can ever have (kernel PID_
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class PluginOptions(_Strict):
+    """What an evaluation backend accepts under `evaluate.options`; a backend declares its own subclass as `Options`."""
+
+
+class AnyOptions(PluginOptions):
+    """The options of a backend that declares none: any key, left for the backend to read."""
+
+    model_config = ConfigDict(extra="allow", strict=True, frozen=True)
+
+
+_OPEN: dict[type[BaseModel], type[BaseModel]] = {}
+
+
+def open_model(base: type[M]) -> type[M]:
+    """base, taking any further key: a `module:Class` plugin is imported when the run starts, not at load."""
+    if base not in _OPEN:
+        _OPEN[base] = type(f"Any{base.__name__}", (base,), {
+            "model_config": {**base.model_config, "extra": "allow"}, "__module__": base.__module__})
+    return _OPEN[base]  # type: ignore[return-value]  # keyed by base: the value derives from it
+
+
+def _plugin_model(group: str, name: Any, base: type[M]) -> type[M]:
+    """The options model of the plugin registered as name; base with any key for a reference or unknown name.
+
+    Unknown names are refused by the `kind`/`backend` validators, with a "did you mean"; accepting the other
+    keys meanwhile keeps that the error reported, not an "unknown key" it would cause.
+    """
+    try:
+        model = registry.options_model(group, name, base) if isinstance(name, str) else None
+    except PluginError as exc:
+        raise ValueError(f"{exc.message} ({exc.hint})" if exc.hint else exc.message) from None
+    return model or open_model(base)
+
+
+def plugin_options(model: type[M], given: BaseModel | dict[str, Any], key: str) -> M:
+    """given (a loop's section) as the plugin's own model; a bad key is a ConfigError that names it.
+
+    Registered plugins' options were already checked at load; this checks a `module:Class` plugin's, at run start.
+    """
+    if isinstance(given, model):
+        return given
+    data = given.model_dump(by_alias=True, exclude_unset=True) if isinstance(given, BaseModel) else given
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        prefix = tuple(key.split("."))
+        raise _config_error(exc, None, CONFIG_FILE, prefix=prefix, model=model) from None
 
 
 class Metric(_Strict):
@@ -116,6 +171,15 @@ class Evaluate(_Strict):
     # code; it reads what `command` left in $AUTORESEARCH_OUTPUTS and alone yields the metric.
     score: str | None = None
     validate_: list[Literal["python"]] = Field(default_factory=list, alias="validate")  # checks before any run
+
+    @field_validator("options")
+    @classmethod
+    def _backend_options(cls, options: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        # `backend` is declared before `options`, so it is already checked; the dict stays as written and
+        # the evaluator reads its typed copy (Evaluator.options).
+        backend = info.data.get("backend") or ("command" if info.data.get("command") is not None else None)
+        _plugin_model("arl_bot.evaluators", backend, PluginOptions).model_validate(options)
+        return options
 
     @model_validator(mode="after")
     def _command_or_backend(self) -> Evaluate:
@@ -256,52 +320,47 @@ class PriceConfig(_Strict):
 
 
 
+def _known(group: str, name: str) -> str:
+    """name, when a plugin is registered under it in group or it is a `module:Class` reference."""
+    if ":" in name:  # module:Class or path/to/file.py:Class, loaded when the run starts
+        return name
+    known = registry.available(group)
+    if name not in known:
+        close = difflib.get_close_matches(name, known, n=1)
+        guess = f"; did you mean {close[0]!r}?" if close else ""
+        raise ValueError(f"unknown {registry.GROUP_WORDS[group]} {name!r}{guess} "
+                         f"(known: {', '.join(known)}, or module:Class)")
+    return name
+
+
+# Variables no agent ever gets, whatever `pass_env` says: the GitHub token can push to the repository.
+NEVER_PASSED = ("GITHUB_TOKEN", "GH_TOKEN")
+
+
+def _no_github_token(names: list[str]) -> list[str]:
+    leaked = [name for name in names if name in NEVER_PASSED]
+    if leaked:
+        raise ValueError(f"pass_env may not pass {leaked[0]}: the agent never gets the GitHub token")
+    return names
+
+
+# Names of variables passed from the bot's environment to an agent's process (kinds command, claude-code).
+PassEnv = Annotated[list[str], AfterValidator(_no_github_token)]
+
+
 class AgentConfig(_Strict):
-    """Which agent edits the tree, and its knobs."""
+    """`agent:` keys every kind takes; each agent plugin's `Options` derives from it and adds its own keys."""
 
     kind: str = "command"
-    command: str | None = None
     timeout: Number = Field(default=1800.0, gt=0, le=TIMEOUT_MAX)
-    model: str | None = None
-    max_turns: int | None = Field(default=None, ge=1)
-    options: dict[str, Any] = Field(default_factory=dict)
-    # kinds anthropic and claude-code (bot/agents/anthropic.py, bot/agents/claude_code.py)
-    price: PriceConfig | None = None  # overrides the price table (bot/pricing.py) for this agent's calls
-    api_key_env: str = Field(default="ANTHROPIC_API_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
-    max_tokens: int = Field(default=16_000, ge=1)  # per model reply (anthropic)
-    allowed_tools: list[str] | None = None  # claude-code --tools/--allowedTools; outside a sandbox: file tools
-    args: list[str] = Field(default_factory=list)  # extra claude-code command-line arguments
-    # names of variables passed from the bot's environment to the agent's process (command, claude-code)
-    pass_env: list[str] = Field(default_factory=list)
-    # kind optuna: one trial per experiment over values in a parameter file (bot/agents/optuna_agent.py)
-    params_file: str | None = None  # JSON, YAML or TOML, relative to the repository root
-    space: dict[str, searchspace.Param] = Field(default_factory=dict)  # dotted key -> int/float/choice
-    sampler: Literal["tpe", "random"] = "tpe"
-    seed: int | None = 0  # with the experiment number, makes proposals reproducible; null: random
-    startup_trials: int = Field(default=5, ge=0)  # random trials before TPE models the results
 
     @field_validator("kind")
     @classmethod
     def _known_kind(cls, kind: str) -> str:
-        if ":" in kind:  # module:Class or path/to/file.py:Class, loaded when the run starts
-            return kind
-        known = registry.available("arl_bot.agents")
-        if kind not in known:
-            close = difflib.get_close_matches(kind, known, n=1)
-            guess = f"; did you mean {close[0]!r}?" if close else ""
-            raise ValueError(f"unknown agent kind {kind!r}{guess} (known: {', '.join(known)}, or module:Class)")
-        return kind
+        return _known("arl_bot.agents", kind)
 
-    @model_validator(mode="after")
-    def _command_needs_command(self) -> AgentConfig:
-        if self.kind == "command" and not self.command:
-            raise ValueError("agent kind `command` needs `command:` (the program to run)")
-        leaked = [name for name in self.pass_env if name in ("GITHUB_TOKEN", "GH_TOKEN")]
-        if leaked:
-            raise ValueError(f"pass_env may not pass {leaked[0]}: the agent never gets the GitHub token")
-        if self.kind == "optuna":
-            searchspace.check(self.params_file, self.space)
-        return self
+    def check_loop(self, loop: Loop) -> None:
+        """Refuse settings the rest of the loop makes useless (raise ValueError); a plugin may override it."""
 
 
 class Budget(_Strict):
@@ -328,14 +387,18 @@ class PhaseSandbox(_Strict):
 class SandboxSettings(_Strict):
     """`sandbox:` as a mapping; the plain string form is `kind` alone."""
 
-    kind: Literal["docker", "bubblewrap", "none"] | None = None  # default: bubblewrap where installed
+    kind: str | None = None  # a registered sandbox (docker, bubblewrap, none); default: bubblewrap where installed
     agent: PhaseSandbox = Field(default_factory=PhaseSandbox)
     evaluation: PhaseSandbox = Field(default_factory=PhaseSandbox)
     hidden: list[str] = Field(default_factory=list)  # more paths no phase may read (~ is the bot's HOME)
     # host paths (held-out labels) only the trusted scorer (`evaluate.score`) may read; hidden from the rest
     score_only: list[str] = Field(default_factory=list)
-    image: str | None = None  # docker: the image; default arl-bot-sandbox:local (scripts/docker-image)
-    gpus: str | None = None  # docker: "all", or device ids like "0,1"; default none
+    # each sandbox plugin's `Options` derives from this model and adds its own keys (docker: image, gpus)
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, kind: str | None) -> str | None:
+        return kind if kind is None else _known("arl_bot.sandboxes", kind)
 
 
 class StrategyConfig(_Strict):
@@ -391,8 +454,19 @@ class Loop(_Strict):
 
     @field_validator("sandbox", mode="before")
     @classmethod
-    def _sandbox_string(cls, value: Any) -> Any:
-        return {"kind": value} if isinstance(value, str) else value
+    def _sandbox_options(cls, value: Any) -> Any:
+        value = {"kind": value} if isinstance(value, str) else value
+        if not isinstance(value, dict) or value.get("kind") is None:
+            return value  # the default sandbox is chosen at run time: only the keys every sandbox takes
+        return _plugin_model("arl_bot.sandboxes", value["kind"], SandboxSettings).model_validate(value)
+
+    @field_validator("agent", mode="before")
+    @classmethod
+    def _agent_options(cls, value: Any) -> Any:
+        # Validated as the kind's own model: its errors keep their place (loops.<name>.agent.<key>).
+        if not isinstance(value, dict):
+            return value
+        return _plugin_model("arl_bot.agents", value.get("kind", "command"), AgentConfig).model_validate(value)
 
     @field_validator("keep", mode="before")
     @classmethod
@@ -442,12 +516,8 @@ class Loop(_Strict):
         return path
 
     @model_validator(mode="after")
-    def _params_file_editable(self) -> Loop:
-        path = self.agent.params_file
-        if self.agent.kind == "optuna" and path and (
-                not globs.matches_any(path, self.editable) or globs.matches_any(path, self.all_protected)):
-            raise ValueError(f"agent.params_file {path!r} must match `editable` and no `protected` glob, "
-                             "or every trial would be thrown away as invalid")
+    def _agent_fits_loop(self) -> Loop:
+        self.agent.check_loop(self)  # e.g. optuna: its params_file must be editable
         return self
 
     @property
@@ -590,7 +660,7 @@ def parse(text: str, path: str = CONFIG_FILE) -> Config:
     try:
         cfg = Config.model_validate({**data, "path": path})
     except ValidationError as exc:
-        raise _config_error(exc, root, path) from None
+        raise _config_error(exc, root, path, data=data) from None
     cfg._text = text
     for loop in cfg.loops.values():
         _check_editable(loop, root, path)
@@ -693,16 +763,19 @@ def check_host(cfg: Config, loop: Loop) -> None:
                               key=".".join(loc), hint="lower it, or run the loop on a bigger machine")
 
 
-def _config_error(exc: ValidationError, root: yaml.Node | None, path: str) -> ConfigError:
+def _config_error(exc: ValidationError, root: yaml.Node | None, path: str, *, data: Any = None,
+                  prefix: tuple[str, ...] = (), model: type[BaseModel] | None = None) -> ConfigError:
+    """The first error as file:line:key; prefix places the keys of model (a plugin's options) in the file."""
     # An unknown key is usually a typo of a missing one: report the typo, it is the actual mistake.
     errors = sorted(exc.errors(), key=lambda e: e["type"] != "extra_forbidden")
     error = errors[0]
-    loc = tuple(part for part in error["loc"] if not _is_union_tag(part))
+    inner = tuple(part for part in error["loc"] if not _is_union_tag(part))
+    loc = (*prefix, *inner)
     key = ".".join(str(part) for part in loc) or "(top level)"
     kind = error["type"]
     if kind == "extra_forbidden":
         message = f"unknown key {loc[-1]!r}"
-        hint = _known_keys_hint(loc)
+        hint = _known_keys_hint(_model_at(inner[:-1], model or Config, data))
     elif kind == "missing":
         message = f"missing required key {loc[-1]!r}"
         hint = "`arl-bot init` writes a commented example with every required key"
@@ -720,19 +793,60 @@ def _is_union_tag(part: int | str) -> bool:
     return isinstance(part, str) and part.startswith(("function-", "list[", "dict["))
 
 
-_MODEL_AT: dict[str, type[BaseModel]] = {"loops": Loop, "metric": Metric, "evaluate": Evaluate, "parse": Parse,
-             "agent": AgentConfig, "budget": Budget, "strategy": StrategyConfig, "prompt": PromptConfig,
-             "space": searchspace.Param, "sandbox": SandboxSettings,
-             "evaluation": PhaseSandbox, "keep": Keep, "holdout": Holdout, "services": Service,
-             "ready": ReadyCheck, "github": GitHubSettings, "guards": Guards, "checks": Check, "limits": Limit,
-             "price": PriceConfig}
+def _inner_model(annotation: Any) -> tuple[type[BaseModel] | None, int]:
+    """The model an annotation holds, and how many containers (a list's index, a dict's key) wrap it."""
+    origin, args = get_origin(annotation), get_args(annotation)
+    if origin is Annotated:
+        return _inner_model(args[0])
+    if origin in (Union, UnionType):
+        found = [_inner_model(arg) for arg in args]
+        return next(((model, depth) for model, depth in found if model is not None), (None, 0))
+    if origin in (list, dict):
+        model, depth = _inner_model(args[-1])
+        return model, depth + 1
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation, 0
+    return None, 0
 
 
-def _known_keys_hint(loc: tuple[int | str, ...]) -> str:
-    model: type[BaseModel] = Config
-    if len(loc) >= 2:
-        parent = str(loc[-3]) if len(loc) >= 3 and loc[-3] in ("loops", "space", "checks", "limits") else str(loc[-2])
-        model = _MODEL_AT.get(parent, Loop if len(loc) == 3 and loc[0] == "loops" else Config)
+def _plugin_at(model: type[BaseModel], name: str, raw: Any, parent: Any) -> type[BaseModel] | None:
+    """The model of a plugin's section, by the kind or backend the file names there."""
+    try:
+        if issubclass(model, Loop) and name == "agent" and isinstance(raw, dict):
+            return _plugin_model("arl_bot.agents", raw.get("kind", "command"), AgentConfig)
+        if issubclass(model, Loop) and name == "sandbox":
+            kind = raw if isinstance(raw, str) else raw.get("kind") if isinstance(raw, dict) else None
+            return SandboxSettings if kind is None else _plugin_model("arl_bot.sandboxes", kind, SandboxSettings)
+        if issubclass(model, Evaluate) and name == "options" and isinstance(parent, dict):
+            backend = parent.get("backend") or ("command" if parent.get("command") is not None else None)
+            return _plugin_model("arl_bot.evaluators", backend, PluginOptions)
+    except ValueError:  # a broken plugin: its own error is reported elsewhere
+        return None
+    return None
+
+
+def _model_at(loc: tuple[int | str, ...], model: type[BaseModel], data: Any) -> type[BaseModel]:
+    """The model whose keys belong at loc, walked from model by field type; a plugin's by what data names."""
+    raw, index = data, 0
+    while index < len(loc):
+        part = loc[index]
+        field = next((name for name, info in model.model_fields.items() if part in (name, info.alias)), None)
+        if field is None:
+            break
+        parent, raw = raw, raw.get(part) if isinstance(raw, dict) else None
+        sub, depth = _inner_model(model.model_fields[field].annotation)
+        sub = _plugin_at(model, field, raw, parent) or sub
+        for step in loc[index + 1:index + 1 + depth]:  # list indices and dict keys lead to the same model
+            raw = raw.get(step) if isinstance(raw, dict) else raw[step] if (
+                isinstance(raw, list) and isinstance(step, int) and step < len(raw)) else None
+        index += 1 + depth
+        if sub is None:
+            break
+        model = sub
+    return model
+
+
+def _known_keys_hint(model: type[BaseModel]) -> str:
     names = sorted(
         (field.alias or name) for name, field in model.model_fields.items() if name not in {"path", "name"}
     )
@@ -741,6 +855,8 @@ def _known_keys_hint(loc: tuple[int | str, ...]) -> str:
 
 def _hint_for(loc: tuple[int | str, ...]) -> str | None:
     last = str(loc[-1]) if loc else ""
+    if last == "kind" and len(loc) >= 2 and loc[-2] == "sandbox":
+        return "sandboxes come from installed plugins (entry points `arl_bot.sandboxes`); check the spelling"
     return {
         "goal": "use `minimize` or `maximize`",
         "evaluate": "e.g. evaluate: {command: \"python eval.py --seed {seed}\"}",

@@ -9,10 +9,10 @@ import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 from . import safefile
-from .config import Loop, Parse
+from .config import AnyOptions, Loop, Parse, PluginOptions, plugin_options
 from .noise import mean
 from .registry import load_plugin
 from .sandbox import Sandbox
@@ -68,9 +68,15 @@ class Measurement:
 class Evaluator(ABC):
     """Turns a working tree into a score for one seed."""
 
+    # What the backend takes under `evaluate.options`, checked when the config loads and shown by
+    # `arl-bot schema`; a backend that declares none takes any key (it reads `loop.evaluate.options`).
+    Options: ClassVar[type[PluginOptions]] = AnyOptions
+    options: PluginOptions
+
     def __init__(self, loop: Loop, sandbox: Sandbox) -> None:
         self.loop = loop
         self.sandbox = sandbox
+        self.options = plugin_options(self.Options, loop.evaluate.options, f"loops.{loop.name}.evaluate.options")
 
     @abstractmethod
     def evaluate(self, tree: Path, seed: int, scratch: Path) -> SeedResult:

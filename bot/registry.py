@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from importlib import import_module
 from importlib.metadata import entry_points
-from typing import Any
+from typing import Any, TypeVar
 
 from .errors import PluginError
+
+M = TypeVar("M")
 
 GROUP_WORDS = {
     "arl_bot.agents": "agent kind",
@@ -32,6 +34,31 @@ def load_plugin(group: str, name: str) -> Any:
         f"unknown {word} {name!r}",
         hint=f"available: {', '.join(available(group)) or '(none)'}; or give module:Class",
     )
+
+
+def registered(group: str) -> dict[str, Any]:
+    """name -> class of every plugin registered in group (imports their modules, which stay light)."""
+    return {name: load_plugin(group, name) for name in available(group)}
+
+
+def options_model(group: str, name: str, base: type[M]) -> type[M] | None:
+    """The `Options` model the plugin registered as name declares; None for a reference or an unknown name.
+
+    A plugin's module is imported to read it, so plugin modules import heavy libraries (torch, anthropic,
+    optuna, docker) inside the functions that use them, never at the top.
+    """
+    if name not in available(group):
+        return None
+    try:
+        plugin = load_plugin(group, name)
+    except (ImportError, AttributeError) as exc:  # an installed plugin that is broken or half-installed
+        raise PluginError(f"cannot load {GROUP_WORDS.get(group, group)} {name!r}: {exc}",
+                          hint="reinstall the package that provides it") from None
+    model = getattr(plugin, "Options", base)
+    if not (isinstance(model, type) and issubclass(model, base)):
+        raise PluginError(f"{GROUP_WORDS.get(group, group)} {name!r}: its Options do not derive from {base.__name__}",
+                          hint=f"declare `class Options({base.__name__})` on {getattr(plugin, '__name__', plugin)}")
+    return model
 
 
 def _load_reference(reference: str) -> Any:

@@ -41,7 +41,8 @@ def test_phase_settings_override_the_policy(tmp_path: Path) -> None:
 def test_a_wrong_sandbox_names_line_and_choices() -> None:
     with pytest.raises(ConfigError) as info:
         loop_with("sandbox: podman")
-    assert "'docker', 'bubblewrap' or 'none'" in str(info.value) and ":13:" in str(info.value)
+    assert "unknown sandbox 'podman'" in str(info.value) and ":13:" in str(info.value)
+    assert "known: bubblewrap, docker, none" in str(info.value) and "arl_bot.sandboxes" in str(info.value)
     with pytest.raises(ConfigError, match="unknown key 'memroy'"):
         loop_with("sandbox: {evaluation: {memroy: 1}}")
 

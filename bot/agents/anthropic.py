@@ -9,10 +9,13 @@ import time
 from decimal import Decimal
 from typing import Any
 
+from pydantic import Field
+
 from .. import pricing
+from ..config import PluginOptions
 from ..errors import ArlError
 from ..process import TAIL_BYTES
-from .base import Agent, AgentResult, AgentTask
+from .base import Agent, AgentResult, AgentTask, ModelOptions
 from .filetools import SCHEMAS, FileTools
 from .reply import SUMMARY_RULE, summary
 
@@ -46,10 +49,25 @@ class _Stop(Exception):
         self.billed = billed or {}  # usage of a reply cut off mid-stream: its prompt is paid for
 
 
+class Retries(PluginOptions):
+    """`agent.options` of the anthropic kind."""
+
+    max_retries: int = Field(default=RETRIES, ge=0, le=20)  # of 429/529/5xx and dropped connections
+
+
+class AnthropicOptions(ModelOptions):
+    """`agent:` keys of the anthropic kind."""
+
+    max_tokens: int = Field(default=16_000, ge=1)  # per model reply
+    options: Retries = Field(default_factory=Retries)
+
+
 class AnthropicAgent(Agent):
     """Edits the tree through list/read/write/edit tools with a Claude model, within time and cost caps."""
 
     kind = "anthropic"
+    Options = AnthropicOptions
+    config: AnthropicOptions
 
     @property
     def model(self) -> str:
@@ -130,7 +148,7 @@ class AnthropicAgent(Agent):
         import anthropic
 
         _move_cache_mark(messages)
-        retries = int(self.config.options.get("max_retries", RETRIES))
+        retries = self.config.options.max_retries
         failures: tuple[type[BaseException], ...] = (
             anthropic.APIStatusError, anthropic.APIConnectionError, *_transport_errors())
         late = f"agent timed out after {timeout:g}s"

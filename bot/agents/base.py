@@ -5,8 +5,11 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
-from ..config import AgentConfig, Loop
+from pydantic import Field
+
+from ..config import AgentConfig, Loop, PriceConfig, open_model, plugin_options
 from ..record import Attempt
 from ..registry import load_plugin
 from ..sandbox import Sandbox
@@ -47,13 +50,26 @@ class AgentResult:
         return not self.error
 
 
+class ModelOptions(AgentConfig):
+    """`agent:` keys of the kinds that call Claude (anthropic, claude-code)."""
+
+    model: str | None = None
+    max_turns: int | None = Field(default=None, ge=1)
+    price: PriceConfig | None = None  # overrides the price table (bot/pricing.py) for this agent's calls
+    api_key_env: str = Field(default="ANTHROPIC_API_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
 class Agent(ABC):
     """Edits a working tree to try one idea."""
 
     kind: str = ""
+    # The `agent:` keys this agent takes, checked when the config loads and shown by `arl-bot schema`; an
+    # agent that declares none takes any key, unchecked. Subclasses narrow `config` to their Options.
+    Options: ClassVar[type[AgentConfig]] = open_model(AgentConfig)
+    config: AgentConfig
 
     def __init__(self, config: AgentConfig, loop: Loop, sandbox: Sandbox) -> None:
-        self.config = config
+        self.config = plugin_options(self.Options, config, f"loops.{loop.name}.agent")
         self.loop = loop
         self.sandbox = sandbox
 

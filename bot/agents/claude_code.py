@@ -10,10 +10,13 @@ import time
 from decimal import Decimal
 from pathlib import Path
 
+from pydantic import Field
+
 from .. import policy, pricing, safefile
+from ..config import PassEnv
 from ..errors import ArlError
 from ..process import TAIL_BYTES
-from .base import Agent, AgentResult, AgentTask
+from .base import Agent, AgentResult, AgentTask, ModelOptions
 from .claude_stream import StreamMeter
 from .reply import SUMMARY_RULE, summary
 
@@ -45,10 +48,21 @@ wait "$child"
 """
 
 
+class ClaudeCodeOptions(ModelOptions):
+    """`agent:` keys of the claude-code kind."""
+
+    command: str | None = None  # the CLI; default `claude`
+    allowed_tools: list[str] | None = None  # --tools/--allowedTools; outside a sandbox: the file tools
+    args: list[str] = Field(default_factory=list)  # extra command-line arguments, after arl-bot's own
+    pass_env: PassEnv = Field(default_factory=list)  # variables of the bot's environment the CLI gets
+
+
 class ClaudeCodeAgent(Agent):
     """Runs `claude -p` on the tree; reads cost and tokens from its stream-json output."""
 
     kind = "claude-code"
+    Options = ClaudeCodeOptions
+    config: ClaudeCodeOptions
 
     def propose(self, task: AgentTask) -> AgentResult:
         """Run the CLI once, stopping it at the timeout or when the cost cap is crossed."""

@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+from pydantic import Field
+
 from .. import policy, safefile
+from ..config import AgentConfig, PassEnv
 from .base import Agent, AgentResult, AgentTask
 
 DESCRIPTION_BYTES = 64_000  # only the first line is used; the rest of a bigger file is not read
+
+
+class CommandOptions(AgentConfig):
+    """`agent:` keys of the command kind."""
+
+    command: str = Field(min_length=1)  # run with /bin/sh -c in the worktree
+    pass_env: PassEnv = Field(default_factory=list)  # variables of the bot's environment it gets (e.g. an API key)
 
 
 class CommandAgent(Agent):
@@ -16,10 +26,11 @@ class CommandAgent(Agent):
     """
 
     kind = "command"
+    Options = CommandOptions
+    config: CommandOptions
 
     def propose(self, task: AgentTask) -> AgentResult:
         """Run the command once."""
-        assert self.config.command is not None
         description_file = task.prompt_file.with_name("description.txt")
         description_file.unlink(missing_ok=True)
         env = {

@@ -10,9 +10,12 @@ from __future__ import annotations
 import json
 import warnings
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Literal, cast
 
-from .. import paramfile
+from pydantic import Field, model_validator
+
+from .. import globs, paramfile, searchspace
+from ..config import AgentConfig, Loop
 from ..errors import ArlError
 from ..record import Attempt
 from ..searchspace import Param
@@ -101,10 +104,34 @@ def _as_feedback(attempt: Attempt, params: dict[str, Any]) -> Feedback:
     return Feedback("failed", None, params)
 
 
+class OptunaOptions(AgentConfig):
+    """`agent:` keys of the optuna kind: one trial per experiment over values in a parameter file."""
+
+    params_file: str | None = None  # JSON, YAML or TOML, relative to the repository root
+    space: dict[str, Param] = Field(default_factory=dict)  # dotted key -> int/float/choice
+    sampler: Literal["tpe", "random"] = "tpe"
+    seed: int | None = 0  # with the experiment number, makes proposals reproducible; null: random
+    startup_trials: int = Field(default=5, ge=0)  # random trials before TPE models the results
+
+    @model_validator(mode="after")
+    def _can_work(self) -> OptunaOptions:
+        searchspace.check(self.params_file, self.space)
+        return self
+
+    def check_loop(self, loop: Loop) -> None:
+        """The parameter file must be one the agent may change, or every trial is invalid."""
+        path = self.params_file
+        if path and (not globs.matches_any(path, loop.editable) or globs.matches_any(path, loop.all_protected)):
+            raise ValueError(f"agent.params_file {path!r} must match `editable` and no `protected` glob, "
+                             "or every trial would be thrown away as invalid")
+
+
 class OptunaAgent(Agent):
     """Writes the next trial's values into `agent.params_file`; the bot measures them as usual."""
 
     kind = "optuna"
+    Options = OptunaOptions
+    config: OptunaOptions
 
     def propose(self, task: AgentTask) -> AgentResult:
         """Rebuild the study from the record, ask it for one trial and write its values."""

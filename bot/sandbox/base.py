@@ -7,8 +7,9 @@ import shutil
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import ClassVar
 
-from ..config import Loop, SandboxSettings
+from ..config import Loop, SandboxSettings, plugin_options
 from ..errors import ArlError
 from ..process import ProcessResult
 from ..registry import available, load_plugin
@@ -48,9 +49,14 @@ class Sandbox(ABC):
 
     name: str = ""
     isolated: bool = True  # False only for `none`: the run and the PR body warn about it
+    # The `sandbox:` keys this sandbox takes, checked when the config loads and shown by `arl-bot schema`;
+    # subclasses derive their own from SandboxSettings and narrow `settings` to it.
+    Options: ClassVar[type[SandboxSettings]] = SandboxSettings
+    settings: SandboxSettings
 
     def __init__(self, settings: SandboxSettings | None = None) -> None:
-        self.settings = settings or SandboxSettings()
+        # The default sandbox (no `kind:`) was loaded with the keys every sandbox takes; they fit any of them.
+        self.settings = plugin_options(self.Options, settings or SandboxSettings(), "sandbox")
 
     def resolve(self, policy: Policy) -> Policy:
         """policy with the loop's `sandbox:` settings for its phase applied (network, limits, hidden)."""

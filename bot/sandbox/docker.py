@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from ..config import SandboxSettings
 from ..errors import ArlError
 from ..process import STDOUT_BYTES, TAIL_BYTES, ProcessResult
 from .base import NOTE_PREFIX, Policy, Sandbox
@@ -23,10 +24,19 @@ LABEL = "arl-bot.sandbox"
 STDIN_PATH = "/run/arl-stdin"
 
 
+class DockerOptions(SandboxSettings):
+    """`sandbox:` keys of the docker kind."""
+
+    image: str | None = None  # default arl-bot-sandbox:local (scripts/docker-image)
+    gpus: str | None = None  # "all", or device ids like "0,1"; default none
+
+
 class DockerSandbox(Sandbox):
     """Runs each command in a container that sees only the paths its policy names."""
 
     name = "docker"
+    Options = DockerOptions
+    settings: DockerOptions
 
     def run(
         self, argv: list[str], *, cwd: Path, policy: Policy, timeout: float, stdin: str | None = None
