@@ -11,7 +11,7 @@ from arl_bot.record import Record
 from arl_bot.store import RecordStore
 
 from tests.action_world import world
-from tests.labs import EVAL_VALUE, Lab, make_lab
+from tests.labs import EVAL_VALUE, Lab, make_lab, value_config
 
 ARL = [sys.executable, "-m", "arl_bot.cli"]
 # main's new evaluation: reads a new protected file, so a branch without it (or with the old one) scores otherwise
@@ -160,3 +160,20 @@ def test_the_rebase_comment_merges_main_on_the_pull_request(tmp_path: Path) -> N
         assert rec is not None and rec.meta.base_sha == main
         assert (rec.attempts[-1].status, rec.attempts[-1].mode) == ("baseline", "rebase")
         assert "moved 1 commit" not in w.pr_body()
+
+
+
+def test_a_drifted_path_named_like_a_glob_never_takes_back_the_agent_s_change(tmp_path: Path) -> None:
+    config = value_config().replace('"eval/**"', '"eval/**", "model/[*]"')  # protects the file named `model/*`
+    lab = make_lab(tmp_path, ["8", "9", "7"], config_text=config)
+    arl(lab, "run", "--dry-run", "--experiments", "1")
+    lab.write("model/*", "a protected file whose name is also a git glob for every file in model/\n")
+    lab.commit_all("add model/*")
+    lab.git("checkout", "--quiet", "autoresearch/demo")
+    lab.git("merge", "--quiet", "--no-edit", "main")
+    lab.git("checkout", "--quiet", "main")
+    arl(lab, "run", "--dry-run", "--experiments", "1")
+    keep = record(lab).attempts[-1]
+    assert keep.status == "keep" and keep.sha is not None
+    assert lab.git("diff", "--name-only", f"{keep.sha}^", keep.sha) == "model/value.txt"
+    assert lab.git("show", f"{keep.sha}:model/value.txt") == "7"
