@@ -317,6 +317,25 @@ def test_the_repositorys_config_cannot_choose_credential_helpers_ssh_or_upload_p
     assert lab.git("rev-parse", "from-http") == lab.git("rev-parse", "from-file") == lab.git("rev-parse", "main")
 
 
+def test_config_from_the_environment_cannot_undo_the_forced_values(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    lab = make_lab(tmp_path, ["1"])
+    marker = tmp_path / "ran"
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "reference-transaction").write_text(f"#!/bin/sh\necho hook >> {marker}\n")
+    (hooks / "reference-transaction").chmod(0o755)
+    # As if arl-bot ran under `git -c core.hooksPath=...` (GIT_CONFIG_PARAMETERS) and with config in the env.
+    monkeypatch.setenv("GIT_CONFIG_PARAMETERS", f"'core.hooksPath'='{hooks}'")
+    monkeypatch.setenv("GIT_CONFIG_COUNT", "1")
+    monkeypatch.setenv("GIT_CONFIG_KEY_0", "core.hooksPath")
+    monkeypatch.setenv("GIT_CONFIG_VALUE_0", str(hooks))
+    repo = Git(lab.root)
+    repo.move_ref("refs/heads/moved", repo.run("rev-parse", "HEAD"), None)
+    assert not marker.exists()
+    assert repo.run("config", "core.hooksPath") == os.devnull
+
+
 # -- a remote that never answers -----------------------------------------------------------------
 
 @pytest.fixture
