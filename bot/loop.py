@@ -18,7 +18,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Protocol
 
-from . import decide, diffcheck, guards, process, prompt, rebase, safefile, treecheck, validate
+from . import decide, diffcheck, guards, noise, process, prompt, rebase, safefile, treecheck, validate
 from .agents import Agent, AgentTask, get_agent
 from .config import Config, Loop
 from .errors import ArlError, Interrupted, RecordError
@@ -142,9 +142,11 @@ class Session:
                         baseline = self._baseline()
                         summary.attempts.append(baseline)
                         if baseline.status != "baseline" and baseline.extra.get("guard_failed"):
+                            what = "the base" if baseline.description == "baseline" else \
+                                f"{self.loop.branch} as it is now"
                             raise ArlError(  # a guard the base breaks could never be satisfied by a keep
-                                f"the base fails guard `{baseline.extra['guard_failed']}`: {baseline.reason}",
-                                hint="fix the base branch, or change that guard under `guards:` in the config")
+                                f"{what} fails guard `{baseline.extra['guard_failed']}`: {baseline.reason}",
+                                hint="fix it on the branch, or change that guard under `guards:` in the config")
                         if baseline.status != "baseline":
                             raise ArlError(
                                 f"the baseline evaluation failed: {baseline.reason}",
@@ -361,6 +363,12 @@ class Session:
         )
         tree.reset_hard(head)
         self._append(attempt, "")
+        settings = self.loop.evaluate
+        advice = noise.baseline_advice(self.loop.keep.rule, len(settings.seeds) * settings.baseline_repeats,
+                                       measured.get("noise", {}).get("sigma"), self.loop.metric.min_delta,
+                                       self.loop.keep.k) if ok else None
+        if advice:
+            self.warn(advice)
         return attempt
 
     def _experiment(self, state: decide.RunState) -> Attempt:

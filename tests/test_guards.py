@@ -217,7 +217,7 @@ def test_guards_added_later_re_measure_the_best_before_any_experiment(tmp_path: 
     lab.write(".autoresearch.yml", guard_config(tmp_path, "limits:\n  peak_vram_mb: {max: 4000}\n"))
     lab.commit_all("guard memory")
     run = arl(lab, "run", "--dry-run")
-    assert run.returncode != 0 and "the base fails guard `peak_vram_mb`" in run.stderr
+    assert run.returncode == 1 and "autoresearch/demo as it is now fails guard `peak_vram_mb`" in run.stderr
     last = attempts(lab)[-1]
     assert last["status"] == "crash" and "the guards changed" in str(last["description"])
 
