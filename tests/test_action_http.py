@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import pytest
-
 from pathlib import Path
 
+import pytest
 from arl_bot.git import config_env
 from arl_bot.github.gitauth import token_header
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import pytest
-
 import dataclasses
 import re
 from pathlib import Path
 
+import pytest
 from arl_bot.prbody import END_MARKER, GITHUB_LIMIT, BodyContext, merge, own, render
 
 from tests import golden

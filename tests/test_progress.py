@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 import fcntl
 import io
 import os
@@ -16,6 +14,7 @@ import time
 from pathlib import Path
 
 import pyte
+import pytest
 from arl_bot.loop import RunOptions, Session
 from arl_bot.progress import CLEAR, TICK_S, GitHubPrinter, LinePrinter, StatusLine, choose
 

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import pytest
-
 from pathlib import Path
 
+import pytest
 from arl_bot.config import Metric, StrategyConfig
 from arl_bot.loop import RunOptions, Session
 from arl_bot.record import Attempt, Meta, Record

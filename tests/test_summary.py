@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from arl_bot.prbody import BodyContext
 from arl_bot.summary import render_summary, run_elapsed
 
