@@ -176,3 +176,24 @@ def clearly_worse(goal: str, first: float, best: Sequence[float], noise: float |
     if not best or noise is None:
         return False
     return -gain(goal, first, mean(best)) > sigmas * noise
+
+
+def baseline_advice(rule: str, runs: int, noise: float | None, min_delta: float, k: float = 2.0) -> str | None:
+    """What to change when the baseline's own spread is larger than the gains the loop is asked to find.
+
+    Under `keep: mean` a change that does nothing beats a noisy best about half the time, so a loop
+    whose noise passes min_delta keeps luck. The noise-aware rules set their threshold from sigma: no advice.
+    """
+    fix = ("`keep: {rule: sigma, k: 2}` with `seeds: [1, 2, 3]` and `baseline_repeats: 2` "
+           "(README: Seeds and noise, Keep rules)")
+    if rule != "mean":
+        return None
+    if noise is None:
+        return (f"the baseline was measured {runs} time{'s' if runs != 1 else ''}, so its noise is unknown and "
+                f"`keep: mean` cannot tell a gain from luck; if the evaluation is not exactly repeatable, use {fix}")
+    if noise > min_delta:
+        return (f"the baseline's own spread (σ {noise:.4g} over {runs} runs) is larger than the gains the loop is "
+                f"asked to find (min_delta {min_delta:g}): under `keep: mean` a change that does nothing is kept "
+                f"about half the time; use `keep: {{rule: sigma, k: {k:g}}}` (keeps gains above {k * noise:.4g}), "
+                f"or raise metric.min_delta above {k * noise:.4g}")
+    return None

@@ -176,3 +176,32 @@ def test_prompt_never_shows_holdout_numbers_even_from_the_record(tmp_path: Path)
     cfg = config.parse(_holdout_config(tmp_path))
     text = prompt.render(cfg.loop(None), "Lower it.", record, "improve", 2)
     assert "1009" not in text and "1010" not in text
+
+
+def test_a_baseline_noisier_than_min_delta_under_keep_mean_is_warned_with_the_fix(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from arl_bot import cli
+
+    lab = noisy_lab(tmp_path, ["9.9"], noisy_config(budget="{experiments: 1}"))
+    assert cli.main(["run", "--repo", str(lab.root), "--dry-run"]) == 0
+    err = capsys.readouterr().err
+    warning = next(line for line in err.splitlines() if "baseline's own spread" in line)
+    assert "min_delta 0" in warning and "keep: {rule: sigma, k: 2}" in warning
+    # a noise-aware rule sets its threshold from the noise: nothing to warn about
+    quiet = tmp_path / "quiet"
+    quiet.mkdir()
+    lab = noisy_lab(quiet, ["9.9"], noisy_config(budget="{experiments: 1}", loop="keep: sigma"))
+    assert cli.main(["run", "--repo", str(lab.root), "--dry-run"]) == 0
+    assert "spread" not in capsys.readouterr().err
+
+
+@pytest.mark.unit
+def test_baseline_advice_names_what_to_change() -> None:
+    from arl_bot.noise import baseline_advice
+
+    assert baseline_advice("mean", 4, 0.5, 1.0) is None  # the noise is below the gains asked for
+    assert baseline_advice("welch", 8, 5.0, 0.0) is None
+    once = baseline_advice("mean", 1, None, 0.0)
+    assert once is not None and "measured 1 time," in once and "baseline_repeats: 2" in once
+    noisy = baseline_advice("mean", 4, 0.3, 0.1)
+    assert noisy is not None and "σ 0.3 over 4 runs" in noisy and "above 0.6" in noisy

@@ -16,13 +16,24 @@ import torch.nn.functional as F
 from . import data, runtime
 from .runtime import Clock, device, seed_everything
 
-__all__ = ["VOCAB_SIZE", "Clock", "device", "evaluate_bpb", "get_batch", "get_data",
-           "seed_everything", "time_budget"]
+__all__ = [
+    "VOCAB_SIZE",
+    "Clock",
+    "budget",
+    "device",
+    "evaluate_bpb",
+    "get_batch",
+    "get_data",
+    "seed_everything",
+    "step_budget",
+    "time_budget",
+]
 
 TASK = "charlm"
 METRIC = "bpb"  # reported as val_bpb (or test_bpb on a holdout run): lower is better
 VOCAB_SIZE = 256  # one token per byte: bits per token are bits per byte
 DEFAULT_TIME_BUDGET = 20.0  # seconds of training when the evaluation does not set `time_budget`
+DEFAULT_STEPS = 300  # optimizer steps when budgeted by steps (on the CPU, by default)
 EVAL_BATCH = 32  # windows per forward pass while scoring; does not change the score
 
 _loaded: dict[str, torch.Tensor] = {}
@@ -45,6 +56,16 @@ def _split(split: str) -> torch.Tensor:
 def time_budget() -> float:
     """Seconds of training every experiment gets (fixed by the loop's config, not by train.py)."""
     return runtime.time_budget(DEFAULT_TIME_BUDGET)
+
+
+def step_budget() -> int:
+    """Training steps every experiment gets when budgeted by steps (fixed by the loop's config)."""
+    return runtime.step_budget(DEFAULT_STEPS)
+
+
+def budget() -> Clock:
+    """The clock to train against: steps on the CPU, seconds on CUDA (as `evaluate.options.budget` says)."""
+    return runtime.budget(DEFAULT_TIME_BUDGET, DEFAULT_STEPS)
 
 
 

@@ -15,8 +15,18 @@ import torch.nn.functional as F
 from . import data, runtime
 from .runtime import Clock, device, seed_everything
 
-__all__ = ["IMAGE_SHAPE", "N_CLASSES", "Clock", "device", "evaluate_error", "get_data", "seed_everything",
-           "time_budget"]
+__all__ = [
+    "IMAGE_SHAPE",
+    "N_CLASSES",
+    "Clock",
+    "budget",
+    "device",
+    "evaluate_error",
+    "get_data",
+    "seed_everything",
+    "step_budget",
+    "time_budget",
+]
 
 TASK = "digits"
 METRIC = "error"  # reported as val_error (or test_error on a holdout run): the fraction misclassified
@@ -24,6 +34,7 @@ N_CLASSES = 10
 IMAGE_SHAPE = (1, 8, 8)  # channels, height, width
 PIXEL_MAX = 16.0  # the raw pixels are 0..16; get_data scales them to 0..1
 DEFAULT_TIME_BUDGET = 10.0  # seconds of training when the evaluation does not set `time_budget`
+DEFAULT_STEPS = 60  # epochs (train.py asks the clock once per epoch) when budgeted by steps (on the CPU, by default)
 
 _loaded: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
 _prepared: list[data.Prepared] = []
@@ -47,6 +58,16 @@ def _split(split: str) -> tuple[torch.Tensor, torch.Tensor]:
 def time_budget() -> float:
     """Seconds of training every experiment gets (fixed by the loop's config, not by train.py)."""
     return runtime.time_budget(DEFAULT_TIME_BUDGET)
+
+
+def step_budget() -> int:
+    """Training steps every experiment gets when budgeted by steps (fixed by the loop's config)."""
+    return runtime.step_budget(DEFAULT_STEPS)
+
+
+def budget() -> Clock:
+    """The clock to train against: steps on the CPU, seconds on CUDA (as `evaluate.options.budget` says)."""
+    return runtime.budget(DEFAULT_TIME_BUDGET, DEFAULT_STEPS)
 
 
 def get_data(split: str) -> tuple[torch.Tensor, torch.Tensor]:

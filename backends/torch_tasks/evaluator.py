@@ -5,70 +5,55 @@ from __future__ import annotations
 import json
 import math
 import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import ClassVar, Literal
 
 from arl_bot import policy
-from arl_bot.config import CONFIG_FILE, Loop
+from arl_bot.config import CONFIG_FILE, Loop, Number, PluginOptions
 from arl_bot.errors import ConfigError
 from arl_bot.evaluate import Evaluator, SeedResult
 from arl_bot.safefile import MissingFileError, UntrustedFileError, read_untrusted
 from arl_bot.sandbox import Sandbox
+from pydantic import Field
 
-from . import BUDGET_ENV, DATA_ENV, DEVICE_ENV, RESULT_ENV, SEED_ENV, SPLIT_ENV, data
+from . import BUDGET_BY_ENV, BUDGET_ENV, DATA_ENV, DEVICE_ENV, RESULT_ENV, SEED_ENV, SPLIT_ENV, STEPS_ENV, data
 
 RESULT_BYTES = 50_000_000  # a result (with its per-sample list) bigger than this is not read
 
 
-@dataclass(frozen=True)
-class TaskOptions:
+class TaskOptions(PluginOptions):
     """`evaluate.options` of a torch task loop."""
 
-    script: str = "train.py"  # the training script, relative to the lab's root
-    python: str = sys.executable  # an interpreter with arl-bot and torch installed (a CUDA one on a GPU box)
-    time_budget: float | None = None  # seconds of training per experiment; None: the task's default
-    device: str = "auto"  # auto: CUDA when present, else the CPU
-    split: str = "val"  # test: score on the holdout split instead (for a holdout evaluation)
+    script: str = Field(default="train.py", min_length=1)  # the training script, relative to the lab's root
+    # an interpreter with arl-bot and torch installed (a CUDA one on a GPU box); default: the bot's own
+    python: str | None = Field(default=None, min_length=1)
+    time_budget: Number | None = Field(default=None, gt=0)  # seconds of training per experiment; None: the task's
+    steps: int | None = Field(default=None, gt=0)  # training steps per experiment when budgeted by steps
+    # auto: steps on the CPU (a busy CPU trains slower, never less), time on CUDA; or time, or steps
+    budget: Literal["auto", "time", "steps"] = "auto"
+    device: str = Field(default="auto", min_length=1)  # auto: CUDA when present, else the CPU
+    split: Literal["val", "test"] = "val"  # test: score on the holdout split instead (for a holdout evaluation)
 
-    @classmethod
-    def from_loop(cls, loop: Loop) -> TaskOptions:
-        """Read and check the loop's options; a wrong one is a ConfigError naming its key."""
-        given: dict[str, Any] = dict(loop.evaluate.options)
 
-        def bad(key: str, message: str) -> ConfigError:
-            return ConfigError(message, path=CONFIG_FILE, key=f"loops.{loop.name}.evaluate.options.{key}",
-                               hint="options: script, python, time_budget, device, split")
-
-        unknown = sorted(set(given) - set(cls.__dataclass_fields__))
-        if unknown:
-            raise bad(unknown[0], f"unknown option {unknown[0]!r}")
-        for key in ("script", "python", "device", "split"):
-            if key in given and not (isinstance(given[key], str) and given[key]):
-                raise bad(key, f"expected a non-empty string, got {given[key]!r}")
-        budget = given.get("time_budget")
-        if budget is not None and (isinstance(budget, bool) or not isinstance(budget, (int, float)) or budget <= 0):
-            raise bad("time_budget", f"expected a number of seconds above 0, got {budget!r}")
-        if given.get("split", "val") not in ("val", "test"):
-            raise bad("split", f"expected val or test, got {given['split']!r}")
-        if budget is not None:
-            given["time_budget"] = float(budget)
-            if loop.evaluate.timeout <= budget:
-                raise ConfigError(
-                    f"evaluate.timeout ({loop.evaluate.timeout:g}s) leaves no time beyond the "
-                    f"{budget:g}s training budget", path=CONFIG_FILE, key=f"loops.{loop.name}.evaluate.timeout",
-                    hint="allow startup and scoring too: e.g. the budget plus 60 seconds")
-        return cls(**given)
+def _leaves_time(loop: Loop, options: TaskOptions) -> None:
+    budget = options.time_budget
+    if budget is not None and options.budget != "steps" and loop.evaluate.timeout <= budget:
+        raise ConfigError(
+            f"evaluate.timeout ({loop.evaluate.timeout:g}s) leaves no time beyond the "
+            f"{budget:g}s training budget", path=CONFIG_FILE, key=f"loops.{loop.name}.evaluate.timeout",
+            hint="allow startup and scoring too: e.g. the budget plus 60 seconds")
 
 
 class TorchTaskEvaluator(Evaluator):
     """Stages the task's data, runs the training script under the sandbox, reads the fixed API's score."""
 
     task: ClassVar[str] = ""
+    Options = TaskOptions
+    options: TaskOptions
 
     def __init__(self, loop: Loop, sandbox: Sandbox) -> None:
         super().__init__(loop, sandbox)
-        self.options = TaskOptions.from_loop(loop)
+        _leaves_time(loop, self.options)
 
     def evaluate(self, tree: Path, seed: int, scratch: Path) -> SeedResult:
         """Run the training script once with seed; its score comes only from the fixed API's result file."""
@@ -88,8 +73,11 @@ class TorchTaskEvaluator(Evaluator):
                SPLIT_ENV: opts.split, DEVICE_ENV: opts.device, "AUTORESEARCH_SCRATCH": str(scratch)}
         if opts.time_budget is not None:
             env[BUDGET_ENV] = repr(opts.time_budget)
+        if opts.steps is not None:
+            env[STEPS_ENV] = str(opts.steps)
+        env[BUDGET_BY_ENV] = opts.budget  # train.py's clock decides auto: it is the one that sees the device
         timeout = self.loop.evaluate.timeout
-        run = self.sandbox.run([opts.python, opts.script], cwd=tree,
+        run = self.sandbox.run([opts.python or sys.executable, opts.script], cwd=tree,
                                policy=policy.evaluation_policy(tree, scratch, env), timeout=timeout)
         log = f"{run.tail()}\n[torch-{self.task}] data: {prepared.source} sha256:{prepared.sha256}"
         if run.timed_out:
