@@ -5,7 +5,7 @@ from __future__ import annotations
 from .config import Loop
 from .git import Change
 from .globs import matches_any
-from .sanitize import display_path
+from .sanitize import path_list
 
 MAX_LISTED = 5  # paths named in a reason
 
@@ -25,5 +25,4 @@ def violation(changes: list[Change], loop: Loop) -> str | None:
 
 def _list(paths: list[str]) -> str:
     # Agent-chosen names can hold newlines, escapes and bidi overrides: the reason names them as git quotes them.
-    shown = ", ".join(display_path(p) for p in paths[:MAX_LISTED])
-    return shown + (f" and {len(paths) - MAX_LISTED} more" if len(paths) > MAX_LISTED else "")
+    return path_list(paths, MAX_LISTED)

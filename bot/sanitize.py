@@ -167,6 +167,12 @@ def display_path(path: str) -> str:
     return f'"{body}"'
 
 
+def path_list(paths: list[str], limit: int = 5) -> str:
+    """The first paths, each as display_path shows it, and how many more: agent-chosen names in a reason."""
+    shown = ", ".join(display_path(p) for p in paths[:limit])
+    return shown + (f" and {len(paths) - limit} more" if len(paths) > limit else "")
+
+
 _PATH_ESCAPES = {"\n": "\\n", "\t": "\\t", "\r": "\\r", '"': '\\"', "\\": "\\\\"}
 
 

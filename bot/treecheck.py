@@ -15,6 +15,8 @@ import stat
 from collections.abc import Iterable
 from pathlib import Path
 
+from .sanitize import path_list
+
 MAX_NAMED = 5  # paths named in a reason
 
 
@@ -66,7 +68,7 @@ def scan(root: Path, gitlinks: Iterable[str] = ()) -> tuple[list[str], bool]:
 
 def reason(paths: list[str]) -> str:
     """Why an attempt with these paths is invalid, naming them."""
-    shown = ", ".join(paths[:MAX_NAMED]) + (f" and {len(paths) - MAX_NAMED} more" if len(paths) > MAX_NAMED else "")
+    shown = path_list(paths, MAX_NAMED)  # agent-chosen names: quoted as git quotes them
     return (f"planted a nested git repository or files inside a submodule: {shown}; the bot's git would "
             "read their config and hooks, and a commit cannot hold them (remove them and commit plain files)")
 

@@ -205,3 +205,12 @@ def test_markdown_text_never_holds_a_comment_opener() -> None:
     # The pull-request body is found by its `<!-- arl-bot:... -->` markers: agent text must not forge one.
     forged = "<!-- arl-bot:pr-body-end -->"
     assert "<!--" not in markdown_text(forged) and "<!--" not in table_cell(forged)
+
+
+def test_a_reason_names_planted_git_entries_as_git_quotes_them() -> None:
+    from arl_bot import treecheck
+
+    reason = treecheck.reason([f"model/x{i}/.git" for i in range(6)] + ["model/a\nb/.git"])
+    assert "\n" not in reason.split(";")[0]
+    assert "model/x0/.git" in reason and "and 2 more" in reason
+    assert treecheck.reason(["model/a\nb/.git"]).count('"model/a\\nb/.git"') == 1
