@@ -346,7 +346,9 @@ def pr_section(record: Record) -> list[str]:
     return out
 
 
-def failed_guard(attempt: Attempt) -> bool:
-    """Whether a guard turned the attempt down (or stopped its baseline)."""
+def failed_guard(attempt: Attempt) -> str:
+    """The name of the guard that turned the attempt down (or stopped its baseline); empty when none did."""
     entries = attempt.extra.get("guards")
-    return isinstance(entries, list) and any(isinstance(e, dict) and e.get("ok") is False for e in entries)
+    if not isinstance(entries, list):
+        return ""
+    return next((str(e.get("name", "?")) for e in entries if isinstance(e, dict) and e.get("ok") is False), "")

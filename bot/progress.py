@@ -10,6 +10,7 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Literal, TextIO
 
+from . import guards
 from .prbody import fmt
 from .record import Attempt
 from .sanitize import terminal_text
@@ -105,6 +106,8 @@ class LinePrinter:
         assert record is not None
         delta = f" (Δ {attempt.delta:+.4g})" if attempt.delta is not None and attempt.status != "baseline" else ""
         why = f" — {one_line(attempt.reason)}" if attempt.status in ("crash", "invalid", "interrupted") else ""
+        if attempt.status == "discard" and guards.failed_guard(attempt):
+            why = f" — turned down by guard {one_line(guards.failed_guard(attempt))}"
         best = record.best.metric if record.best else None
         return (f"experiment {attempt.experiment}: {attempt.status.upper()} "
                 f"{session.loop.metric.name}={fmt(attempt.metric)}{delta} best={fmt(best)} "

@@ -164,6 +164,7 @@ def test_a_gain_that_fails_a_check_is_a_discard_naming_the_check(tmp_path: Path)
     assert isinstance(second["extra"]["guard_s"], float)  # type: ignore[index]
     assert third["status"] == "discard" and "guards" not in third["extra"]  # type: ignore[operator]
     assert check_runs(tmp_path) == 3  # the base, and the two would-be keeps; never the plain discard
+    assert "experiment 1: DISCARD score=8" in run.stderr and "turned down by guard roundtrip" in run.stderr
     table = arl(lab, "results").stdout
     assert "guards: roundtrip ok" in table and "checks " in table and "evaluation " in table
 
