@@ -63,8 +63,9 @@ def test_api_use_per_experiment_is_small_and_does_not_grow_with_history(w: World
     # At most one body update per experiment, a read (people's words around the markers stay) and a write;
     # the same at experiment 3 as at 6.
     assert long - short <= 6
-    # Permission, the pull read by the gate and by the research job, two reactions, start and end updates.
-    assert short <= 9 + 2 * 1
+    # Permission, the pull read by the gate and by the research job, two reactions, start and end updates,
+    # and the run reply: posted by the gate, read once and edited at the start and the end by the research job.
+    assert short <= 13 + 2 * 1
 
 
 def test_stop_pauses_the_loop_for_the_schedule_and_continue_resumes_it(w: World) -> None:
@@ -146,19 +147,28 @@ def test_revert_of_an_experiment_that_was_not_kept_is_refused(w: World) -> None:
 def test_gate_and_research_as_two_jobs_pass_only_validated_values(w: World) -> None:
     assert w.dispatch(experiments=1).code == 0
     gate, comment_id = w.comment(1, "/autoresearch continue 2", ARL_PHASE="gate")
+    reply = gate.outputs.pop("reply")
     assert gate.code == 0 and gate.outputs == {
         "run": "true", "loops": '[{"loop":"demo","runner":["self-hosted","gpu"]}]', "command": "continue",
         "experiments": "2", "experiment": "", "pr": "1"}
+    queued = w.github.replies(1)[-1]
+    assert reply.isdigit() and "waits for a runner with the labels `self-hosted`, `gpu`" in queued
     assert w.github.reactions(comment_id) == ["eyes"]
     assert len(remote_record(w).attempts) == 2  # type: ignore[union-attr]
     # The research job gets the gate's outputs as ARL_* and the same event file (only its ids are read).
     from tests.webhooks import comment_payload, run_action
 
-    data = comment_payload(w.github.comments(1)[-1] | {"html_url": "", "url": ""}, 1)
+    [asked] = [c for c in w.github.comments(1) if c["id"] == comment_id]
+    data = comment_payload(asked | {"html_url": "", "url": ""}, 1)
     data["comment"]["body"] = "/autoresearch continue 999; this text is not read again"
     research = run_action(w.tmp, w.github, w.lab.root, "issue_comment", data, ARL_PHASE="research",
-                          ARL_LOOP="demo", ARL_COMMAND="continue", ARL_EXPERIMENTS="2", ARL_PR="1")
+                          ARL_LOOP="demo", ARL_COMMAND="continue", ARL_EXPERIMENTS="2", ARL_PR="1",
+                          ARL_REPLY=reply, RUNNER_NAME="gpu-box-1")
     assert research.code == 0, research.stderr
+    # The one reply now tells the whole story: queued on which labels, started where, finished with the figures.
+    story = w.github.replies(1)[-1]
+    assert story.startswith(queued) and "🚀 Started on runner `gpu-box-1`" in story
+    assert "✅ Finished" in story and "2 experiments, " in story and "/pull/1" in story
     assert research.outputs["experiments"] == "2"
     assert w.github.reactions(comment_id) == ["eyes", "rocket"]
     assert len(remote_record(w).attempts) == 4  # type: ignore[union-attr]
@@ -173,3 +183,22 @@ def test_a_dry_run_calls_no_api_and_pushes_nothing(w: World) -> None:
     from tests.labs import git
 
     assert git(w.lab.remote, "for-each-ref", "--format=%(refname)") == "refs/heads/main"
+
+
+def test_a_failed_run_says_so_in_the_reply_and_a_foreign_comment_is_never_edited(w: World) -> None:
+    assert w.dispatch(experiments=3).code == 0
+    result, _ = w.comment(1, "/autoresearch revert 1")  # conflicts with experiment 3: the run fails
+    assert result.code != 0
+    [story] = [r for r in w.github.replies(1) if "Queued for `demo`" in r]
+    assert "🚀 Started" in story and "❌ Failed" in story and "conflicts with later experiments" in story
+    # A reply id that names a person's comment (a hand-edited workflow) is read, refused and left alone.
+    made = w.github.add_comment(1, "alice", "my own words")
+    from tests.webhooks import payload, run_action
+
+    data = payload("workflow_dispatch")
+    data["inputs"] = {"loop": "demo", "experiments": "1"}
+    again = run_action(w.tmp, w.github, w.lab.root, "workflow_dispatch", data, ARL_PHASE="research",
+                       ARL_LOOP="demo", ARL_EXPERIMENTS="1", ARL_REPLY=str(made["id"]))
+    assert again.code == 0, again.stderr
+    assert [c["body"] for c in w.github.comments(1) if c["id"] == made["id"]] == ["my own words"]
+    assert "not arl-bot's run reply" in again.stdout

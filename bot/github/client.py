@@ -128,6 +128,15 @@ class GitHub:
             Comment(id=c.id, body=c.body or "", login=c.user.login, user_type=c.user.type)
             for c in self._repo.get_issue(number).get_comments()])
 
+    def get_comment(self, comment_id: int) -> Comment:
+        """One issue or pull-request comment."""
+        def call() -> Comment:
+            data = self._request("GET", f"/issues/comments/{comment_id}", None)
+            user = data.get("user") or {}
+            return Comment(id=int(data["id"]), body=str(data.get("body") or ""), login=str(user.get("login", "")),
+                           user_type=str(user.get("type", "")))
+        return self._do(f"reading comment {comment_id}", call)
+
     def edit_comment(self, comment_id: int, body: str) -> None:
         """Replace a comment's body."""
         self._do(f"editing comment {comment_id}",
@@ -154,7 +163,7 @@ class GitHub:
         with _errors(what):
             return call()
 
-    def _request(self, method: str, path: str, payload: dict[str, Any]) -> Any:
+    def _request(self, method: str, path: str, payload: dict[str, Any] | None) -> Any:
         _, data = self._gh.requester.requestJsonAndCheck(
             method, f"{self.api_url}/repos/{self.full_name}{path}", input=payload)
         return data

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import sys
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from .. import commands
 from ..commands import Command, Problem
 from ..errors import ArlError
 from ..record import Record
-from . import feedback, notes
+from . import feedback, notes, runreply
+from .client import GitHubError
 from .context import Context
 from .feedback import Feedback, refusal
 from .outputs import Order, Target
@@ -67,7 +69,21 @@ def on_comment(ctx: Context) -> Order:
     target = _research_target(ctx, fb, line)
     if target is None:
         return NOTHING
-    return _command(ctx, fb, parsed, target)
+    order = _command(ctx, fb, parsed, target)
+    if order.run:
+        order = _queued_reply(ctx, order, line, target)
+    return order
+
+
+def _queued_reply(ctx: Context, order: Order, line: str, target: Target) -> Order:
+    """Say which runner the research job waits for; the job edits this reply when it starts and ends."""
+    assert ctx.event.number is not None
+    try:
+        reply = ctx.gh.comment(ctx.event.number, runreply.queued(line, target.loop, target.runner))
+    except GitHubError as exc:  # the run matters more than the reply
+        print(f"arl-bot: could not post the queued reply: {ctx.redact(exc.message)}", file=sys.stderr)
+        return order
+    return replace(order, reply=reply)
 
 
 def refused_marker(login: str) -> str:

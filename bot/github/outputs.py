@@ -35,6 +35,7 @@ class Order:
     experiment: int | None = None
     pr: int | None = None
     comment_id: int | None = field(default=None, compare=False)
+    reply: int | None = field(default=None, compare=False)  # the gate's reply the research job edits as it goes
 
     def outputs(self) -> dict[str, str]:
         """GITHUB_OUTPUT values of the gate."""
@@ -46,6 +47,7 @@ class Order:
             "experiments": "" if self.experiments is None else str(self.experiments),
             "experiment": "" if self.experiment is None else str(self.experiment),
             "pr": "" if self.pr is None else str(self.pr),
+            "reply": "" if self.reply is None else str(self.reply),
         }
 
     @classmethod
@@ -62,7 +64,7 @@ class Order:
                              hint="pass the gate's `experiment` output")
         return cls(run=True, targets=(Target(loop),) if loop else (), command=command,
                    experiments=count(env.get("ARL_EXPERIMENTS"), "ARL_EXPERIMENTS"), experiment=experiment,
-                   pr=_integer(env.get("ARL_PR"), "ARL_PR"))
+                   pr=_integer(env.get("ARL_PR"), "ARL_PR"), reply=_integer(env.get("ARL_REPLY"), "ARL_REPLY"))
 
 
 def _integer(value: str | None, where: str) -> int | None:

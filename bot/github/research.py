@@ -15,7 +15,7 @@ from ..record import Record
 from ..revert import revert
 from ..sandbox.none import WARNING
 from ..store import RecordStore
-from . import chain, feedback, gate, notes
+from . import chain, feedback, gate, notes, runreply
 from .client import GitHubError
 from .context import Context
 from .outputs import Order, Target, annotate, append_summary, write_outputs
@@ -46,6 +46,9 @@ def run(ctx: Context, order: Order) -> int:
         fb.react(feedback.ROCKET)
         for warning in fb.warnings:
             annotate("warning", ctx.redact(warning))
+    tracker = runreply.Tracker(ctx.github, order.reply) if order.reply and ctx.github is not None else None
+    if tracker is not None:  # the person who asked sees, in the gate's reply, that a runner took it
+        tracker.add(runreply.started(ctx.env.get("RUNNER_NAME", ""), ctx.event.run_url))
     failed = 0
     for target in targets:
         try:
@@ -53,9 +56,27 @@ def run(ctx: Context, order: Order) -> int:
         except ArlError as exc:
             failed += 1
             _report_failure(ctx, order, target, exc)
+            if tracker is not None:
+                tracker.add(runreply.failed(ctx.redact(str(exc))))
             continue
         _report(ctx, outcome)
+        if tracker is not None:
+            tracker.add(_finished(ctx, outcome))
+    for warning in tracker.warnings if tracker is not None else []:
+        annotate("warning", ctx.redact(warning))
     return 1 if failed else 0
+
+
+def _finished(ctx: Context, outcome: Outcome) -> str:
+    if outcome.summary is None:
+        return f"⏭️ Skipped: {outcome.skipped}."
+    s, loop = outcome.summary, ctx.config.loop(outcome.loop)
+    pr_url = f"{ctx.event.server_url}/{ctx.event.repository}/pull/{outcome.pr}" if outcome.pr else ""
+    return runreply.finished(
+        tried=sum(1 for a in s.attempts if a.status != "baseline"), kept=s.kept,
+        baseline=s.record.baseline.metric if s.record.baseline else None,
+        best=s.record.best.metric if s.record.best else None, metric=loop.metric.name,
+        reason=s.reason + (HANDED_OVER if outcome.handed_over else ""), pr_url=pr_url)
 
 
 def _default_targets(ctx: Context) -> list[Target]:
