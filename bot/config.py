@@ -117,11 +117,6 @@ class Metric(_Strict):
     goal: Literal["minimize", "maximize"] = "minimize"
     min_delta: Number = Field(default=0.0, ge=0.0)
 
-    def better(self, a: float, b: float) -> bool:
-        """Whether a beats b by more than min_delta in the goal's direction."""
-        margin = (b - a) if self.goal == "minimize" else (a - b)
-        return margin > self.min_delta
-
     def at_least(self, value: float, target: float) -> bool:
         """Whether value reaches target in the goal's direction."""
         return value <= target if self.goal == "minimize" else value >= target
@@ -961,8 +956,3 @@ def _reject_duplicate_keys(node: yaml.Node | None, path: str) -> None:
     elif isinstance(node, yaml.SequenceNode):
         for item in node.value:
             _reject_duplicate_keys(item, path)
-
-
-def finite(value: float) -> bool:
-    """Whether a metric value can be compared at all."""
-    return not (math.isnan(value) or math.isinf(value))

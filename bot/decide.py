@@ -1,20 +1,10 @@
-"""Pure decisions: keep or discard a measured attempt, and whether a run should stop."""
+"""Pure decisions: whether a run should stop (the keep rule is bot/noise.py's)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from .config import Budget, Metric
-
-
-def judge(metric: Metric, best: float, value: float | None, error: str) -> tuple[str, str]:
-    """(status, reason) for a measured attempt against the best so far."""
-    if error or value is None:
-        return "crash", error or "no metric"
-    if metric.better(value, best):
-        return "keep", f"{metric.name} {value:.6g} beats {best:.6g}"
-    margin = f" by more than {metric.min_delta:g}" if metric.min_delta else ""
-    return "discard", f"{metric.name} {value:.6g} does not beat {best:.6g}{margin}"
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""The evaluator interface, metric parsing, and measuring a tree over seeds."""
+"""The evaluator interface, metric parsing, and a tree's measurement over seeds."""
 
 from __future__ import annotations
 
@@ -101,19 +101,6 @@ def get_evaluator(loop: Loop, sandbox: Sandbox) -> Evaluator:
     if not isinstance(evaluator, Evaluator):
         raise TypeError(f"{cls!r} is not an Evaluator")
     return evaluator
-
-
-def measure(evaluator: Evaluator, tree: Path, seeds: list[int], scratch_root: Path) -> Measurement:
-    """Evaluate every seed in order; stop at the first crash (the rest cannot rescue it)."""
-    results: list[SeedResult] = []
-    for seed in seeds:
-        scratch = scratch_root / f"seed-{seed}"
-        scratch.mkdir(parents=True, exist_ok=True)
-        result = evaluator.evaluate(tree, seed, scratch)
-        results.append(result)
-        if result.error:
-            break
-    return Measurement(tuple(results))
 
 
 # `\d+(?:\.\d*)?`, not `\d+\.?\d*`: the latter backtracks quadratically over a long run of digits.

@@ -212,7 +212,8 @@ class Session:
             status = "keep" if base is None else "baseline"
             common = dict(experiment=number, metric=m.metric, description=description, parent=head,
                           best_before=best, seeds=m.per_seed, mode=mode, started_at=now(), eval_s=m.duration_s,
-                          eval_log=m.log, run_id=self.run_id, extra={**measured, **(extra or {})})
+                          eval_log=m.log, run_id=self.run_id,
+                          extra={**measured, **guards.recorded(m), **(extra or {})})
             patch = tree.staged_patch(head)
             with self._signals.hold():
                 if m.metric is None:  # a change that does not evaluate is not put on the branch
@@ -353,7 +354,7 @@ class Session:
         first = record.baseline is None
         description = "baseline" if first else f"re-measured {head[:8]}: " + (
             "the branch moved outside the loop" if record.best is None or record.best.sha != head
-            else "the guards changed")
+            else "not yet held to the guards in force")
         attempt = Attempt(
             experiment=number, status="baseline" if ok else "crash", metric=measurement.metric,
             description=description, parent=head, sha=head if ok else None,

@@ -220,7 +220,7 @@ def test_guards_added_later_re_measure_the_best_before_any_experiment(tmp_path: 
     run = arl(lab, "run", "--dry-run")
     assert run.returncode == 1 and "autoresearch/demo as it is now fails guard `peak_vram_mb`" in run.stderr
     last = attempts(lab)[-1]
-    assert last["status"] == "crash" and "the guards changed" in str(last["description"])
+    assert last["status"] == "crash" and "not yet held to the guards in force" in str(last["description"])
 
 
 def test_extra_numbers_reach_the_record_and_eval(tmp_path: Path) -> None:
@@ -334,3 +334,18 @@ def test_an_evaluation_cannot_flood_the_record_with_numbers() -> None:
     measured = Measurement((SeedResult(1, 0.5, metrics=many), SeedResult(2, 0.5, metrics={"m0": 2.0})))
     found = guards.numbers(measured)
     assert len(found) == guards.MAX_NUMBERS and found["m0"] == 1.0 and "<img src=x>" not in found
+
+
+def test_a_revert_records_the_numbers_and_the_next_run_holds_it_to_the_guards(tmp_path: Path) -> None:
+    from arl_bot.loop import RunOptions, Session
+    from arl_bot.revert import revert
+
+    lab = guard_lab(tmp_path, ["8;1000;10"], "limits:\n  peak_vram_mb: {max: 4000}\n", experiments=1)
+    assert arl(lab, "run", "--dry-run").returncode == 0
+    revert(Session(lab.repo, lab.config(), lab.loop(), RunOptions(dry_run=True)), 1)
+    reverted = attempts(lab)[-1]
+    assert reverted["status"] == "keep" and reverted["extra"]["metrics"]["peak_vram_mb"] == 1000.0  # type: ignore[index]
+    assert "guards" not in reverted["extra"]  # type: ignore[operator]  # a bot change the guards never judged
+    assert arl(lab, "run", "--dry-run", "--experiments", "1").returncode == 0
+    statuses = [(a["status"], a["description"]) for a in attempts(lab)][3:]
+    assert statuses[0][0] == "baseline" and "not yet held to the guards in force" in str(statuses[0][1])
