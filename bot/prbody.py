@@ -246,6 +246,8 @@ def attempt_row(a: Attempt, ctx: BodyContext) -> str:
     """One attempt as a row of the latest-experiments table."""
     delta = "" if a.delta is None or a.status == "baseline" else f"{a.delta:+.4g}"
     why = a.reason if a.status in ("crash", "invalid", "interrupted") else ""
+    if a.status == "discard" and guards.failed_guard(a):  # a better metric that a guard turned down
+        why = f"turned down by guard {guards.failed_guard(a)}"
     return (f"| {a.experiment} | {STATUS_ICON.get(a.status, '')} {a.status} | {fmt(a.metric)} | {delta} | "
             f"{cell(a.description)} | {cell(why, 60)} | {_sha(a.sha, ctx)} |")
 

@@ -295,6 +295,7 @@ def test_the_pr_body_lists_the_guards_in_force_and_what_each_keep_passed(tmp_pat
     assert "### Guards" in body and "| limit `peak_vram_mb` | at most 4000 |" in body
     assert "| check `roundtrip` |" in body and "eval/check.py" in body
     assert "1 would-be keep turned down by a guard." in body
+    assert "| turned down by guard roundtrip |" in body  # the latest experiments' why column
     assert "| 2 | keep | peak_vram_mb 1000 (≤ 4000) ok, roundtrip ok" in body
     record = RecordStore(lab.repo, "demo").load()
     assert record is not None
