@@ -26,7 +26,7 @@ from pydantic import (
 )
 from pydantic.json_schema import models_json_schema
 
-from . import globs, registry
+from . import globs, noise, registry
 from .errors import ConfigError, PluginError
 
 CONFIG_FILE = ".autoresearch.yml"
@@ -49,13 +49,28 @@ def _int_is_float(value: Any) -> Any:
 # No number in the config means anything as .inf or .nan: an infinite timeout or budget never ends a
 # phase, a NaN target is never reached; `null` is how a budget says "no limit".
 Number = Annotated[float, BeforeValidator(_int_is_float), Field(allow_inf_nan=False)]
+_DEVICE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_:.-]{0,63}")  # an index (0), a UUID (GPU-…) or MIG-…
+
+
+def _device_id(value: Any) -> Any:
+    """A device slot as CUDA_VISIBLE_DEVICES takes it: `0` and `"0"` alike, never a list or a comma."""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        value = str(value)
+    if isinstance(value, str) and not _DEVICE.fullmatch(value):
+        # A comma would hand one evaluation several GPUs, and another slot could name the same ones.
+        raise ValueError(f"{value!r} is not one device: give an index (0) or a UUID (GPU-…), one per slot")
+    return value
+
+
 DAY = 86_400.0
 TIMEOUT_MAX = 30 * DAY  # longer waits overflow the OS's timers (threading refuses ~1e10 s) and never end in practice
 PID_MAX_LIMIT = 4_194_304  # the most processes Linux can ever have (kernel PID_MAX_LIMIT on 64-bit)
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True, frozen=True)
+    # defer_build: a model's validator is built when it first validates, not at import; `arl-bot results`
+    # and `--version` never validate a config, and import this module without paying for ~30 schemas.
+    model_config = ConfigDict(extra="forbid", strict=True, frozen=True, defer_build=True)
 
 
 M = TypeVar("M", bound=BaseModel)
@@ -117,9 +132,14 @@ class Metric(_Strict):
     goal: Literal["minimize", "maximize"] = "minimize"
     min_delta: Number = Field(default=0.0, ge=0.0)
 
+    @property
+    def sign(self) -> float:
+        """-1 when lower is better, +1 when higher is (bot/noise.py decides it for every goal)."""
+        return noise.sign(self.goal)
+
     def at_least(self, value: float, target: float) -> bool:
         """Whether value reaches target in the goal's direction."""
-        return value <= target if self.goal == "minimize" else value >= target
+        return self.sign * (value - target) >= 0
 
 
 class Parse(_Strict):
@@ -447,6 +467,18 @@ class Loop(_Strict):
     runner: list[str] = Field(default_factory=lambda: ["self-hosted", "gpu"])
     base: str | None = None  # base branch; default: the branch checked out when the loop starts
     schedule: LoopSchedule = Field(default_factory=LoopSchedule)  # how often the cron continues it
+    workers: int = Field(default=1, ge=1, le=64)  # experiments in flight at once in one process
+    # Device slots: each evaluation holds one, seen as CUDA_VISIBLE_DEVICES and AUTORESEARCH_DEVICE.
+    # None: the GPUs visible to the runner, else one slot with no device set.
+    devices: list[Annotated[str, BeforeValidator(_device_id)]] | None = Field(default=None, min_length=1)
+
+    @field_validator("devices")
+    @classmethod
+    def _devices_unique(cls, devices: list[str] | None) -> list[str] | None:
+        # Two slots naming one GPU would let two evaluations share it: the guarantee slots exist for.
+        if devices is not None and len(set(devices)) != len(devices):
+            raise ValueError(f"device slots must be distinct, got {devices}")
+        return devices
 
     @field_validator("sandbox", mode="before")
     @classmethod

@@ -16,6 +16,7 @@ import statistics
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from . import noise
 from .record import Attempt, Record
 from .sanitize import one_line
 
@@ -58,7 +59,7 @@ def worst_first(samples: Iterable[dict[str, Any]], goal: str) -> list[dict[str, 
         score = sample.get("score")
         if not isinstance(score, int | float) or isinstance(score, bool):
             return (0, 0.0)
-        return (1, -float(score) if goal == "minimize" else float(score))
+        return (1, noise.sign(goal) * float(score))  # the worse, the smaller
     return sorted(samples, key=key)
 
 

@@ -55,9 +55,22 @@ def variance(values: Sequence[float]) -> float:
         return statistics.variance([v * _SCALE for v in values]) / _SCALE / _SCALE  # inf past the range
 
 
+def sign(goal: str) -> float:
+    """-1 where lower is better (minimize), +1 where higher is: `sign * value` grows as value improves.
+
+    The one place a goal's direction is decided; every comparison in the goal's direction goes through it.
+    """
+    return -1.0 if goal == "minimize" else 1.0
+
+
+def better_end(goal: str) -> str:
+    """Which end of the scale is better, in a word: "lower" or "higher"."""
+    return "lower" if sign(goal) < 0 else "higher"
+
+
 def gain(goal: str, candidate: float, best: float) -> float:
     """How much candidate beats best in the goal's direction (negative: worse; ±inf past float's range)."""
-    return best - candidate if goal == "minimize" else candidate - best
+    return sign(goal) * (candidate - best)
 
 
 def normal_cdf(z: float) -> float:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from . import noise
 from .errors import ArlError
 from .prbody import best_so_far, bounds_of, change, fmt, series
 from .record import Record
@@ -57,7 +58,7 @@ def write_plot(record: Record, path: Path, *, width_in: float = 9.0, height_in: 
                      fontsize=11)
         ax.set_xlabel("experiment")
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.set_ylabel(f"{meta.metric} ({'lower' if meta.goal == 'minimize' else 'higher'} is better)")
+        ax.set_ylabel(f"{meta.metric} ({noise.better_end(meta.goal)} is better)")
         ax.grid(True, alpha=0.3)
         ax.spines[["top", "right"]].set_visible(False)
         if ax.get_legend_handles_labels()[0]:

@@ -6,7 +6,7 @@ import statistics
 import sys
 from dataclasses import dataclass
 
-from . import guards, measurement_view
+from . import guards, measurement_view, noise
 from .record import Attempt, Record
 from .sanitize import code_span, table_cell
 
@@ -72,7 +72,7 @@ def change(baseline: float | None, best: float | None, goal: str) -> str:
         return "—"
     delta = best - baseline
     pct = f" ({delta / abs(baseline) * 100:+.2f}%)" if baseline else ""
-    better = (delta < 0) if goal == "minimize" else (delta > 0)
+    better = noise.sign(goal) * delta > 0
     word = "better" if better else ("no change" if delta == 0 else "worse")
     return f"{delta:+.6g}{pct}, {word}"
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import math
 
-from . import diagnose, guards
+from . import diagnose, guards, noise
 from .config import Loop, Metric, PromptConfig
 from .record import Attempt, Record
 from .sanitize import clean, one_line
@@ -35,7 +35,7 @@ def estimate_tokens(text: str) -> int:
 def render(loop: Loop, instructions: str, record: Record, mode: str, experiment: int, *,
            parent: str | None = None) -> str:
     """The prompt text for one experiment; parent is the commit the agent starts from."""
-    better = "lower" if loop.metric.goal == "minimize" else "higher"
+    better = noise.better_end(loop.metric.goal)
     parts = [instructions.strip(), "", "## The task", "",
              f"You are running experiment {experiment} of the research loop `{loop.name}`.",
              f"Change only files matching: {', '.join(loop.editable)}.",

@@ -79,5 +79,4 @@ def plateau(record: Record) -> int:
 def ranked(record: Record, metric: Metric) -> list[Attempt]:
     """Kept states with a commit and a metric, best first (earlier first among equals)."""
     kept = [a for a in record.kept if a.sha and a.metric is not None]
-    sign = 1.0 if metric.goal == "minimize" else -1.0
-    return sorted(kept, key=lambda a: (sign * (a.metric or 0.0), a.experiment))
+    return sorted(kept, key=lambda a: (-metric.sign * (a.metric or 0.0), a.experiment))

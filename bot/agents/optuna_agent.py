@@ -174,8 +174,7 @@ class OptunaAgent(Agent):
             sampler = lib.samplers.RandomSampler(seed=seed)
         else:
             sampler = lib.samplers.TPESampler(seed=seed, n_startup_trials=self.config.startup_trials)
-        direction = "minimize" if self.loop.metric.goal == "minimize" else "maximize"
-        study = lib.create_study(direction=direction, sampler=sampler)
+        study = lib.create_study(direction=self.loop.metric.goal, sampler=sampler)
         states = {"complete": lib.trial.TrialState.COMPLETE, "pruned": lib.trial.TrialState.PRUNED,
                   "failed": lib.trial.TrialState.FAIL}
         study.add_trials([
