@@ -67,7 +67,8 @@ def two_jobs(request: pytest.FixtureRequest, init_workflow: Path) -> Path:
     """The two forms of the gate/research workflow."""
     return init_workflow if request.param == "init-workflow" else REUSABLE
 CONTRACT_ENV = {"ARL_CONFIG", "ARL_LOOP", "ARL_EXPERIMENTS", "ARL_DRY_RUN", "ARL_PHASE", "ARL_COMMAND",
-                "ARL_EXPERIMENT", "ARL_PR", "GITHUB_TOKEN", "ANTHROPIC_API_KEY"}
+                "ARL_EXPERIMENT", "ARL_PR", "ARL_REPLY", "GITHUB_TOKEN", "ARL_GITHUB_APP_ID",
+                "ARL_GITHUB_APP_PRIVATE_KEY", "ANTHROPIC_API_KEY"}
 
 
 def _tool(name: str) -> str:
@@ -242,7 +243,7 @@ def test_gate_on_a_hosted_runner_then_one_research_job_per_loop(two_jobs: Path) 
     assert research["strategy"]["matrix"]["include"] == "${{ fromJSON(needs.gate.outputs.loops) }}"
     assert research["strategy"]["fail-fast"] is False
     assert research["runs-on"] == "${{ matrix.runner }}"
-    assert set(gate["outputs"]) == {"run", "loops", "command", "experiments", "experiment", "pr"}
+    assert set(gate["outputs"]) == {"run", "loops", "command", "experiments", "experiment", "pr", "reply"}
     # Per loop, a running experiment is never cancelled by the next trigger, and a third trigger
     # queues instead of cancelling the pending one (whose author already saw 👀).
     assert "matrix.loop" in research["concurrency"]["group"]
