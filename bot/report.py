@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import math
 import statistics
 from collections import Counter
 from collections.abc import Callable
@@ -12,7 +13,7 @@ from typing import Any
 
 from . import guards
 from .measurement_view import holdout_value
-from .prbody import STATUS_ICON, best_so_far, bounds_of, change, fmt, series
+from .prbody import best_so_far, bounds_of, change, fmt, series
 from .record import Attempt, Record
 
 KEPT_DIFFS = 100  # kept experiments shown with their diffs; older ones are listed by `arl-bot results`
@@ -65,7 +66,12 @@ def _hover(a: Attempt) -> str:
 
 
 def metric_figure(record: Record) -> Any:
-    """Every attempt as a point, the best-so-far step line, and the holdout score beside it."""
+    """Every attempt as a point, the best-so-far step line, and the holdout score beside it.
+
+    The y-axis is fitted to the best-so-far path so a diverged run (a loss of 1e9) cannot flatten it;
+    an attempt beyond the axis is still a point, drawn at the edge as a triangle pointing at where
+    it is, its real value in the hover and a legend entry that counts them.
+    """
     import plotly.graph_objects as go
 
     fig = go.Figure()
@@ -73,18 +79,35 @@ def metric_figure(record: Record) -> Any:
     s = series(record, max(1, len(record.attempts)))
     low_high = bounds_of(s)
     floor = low_high[0] if low_high else 0.0
+    bottom, top = -math.inf, math.inf
+    if low_high is not None:
+        low, high = low_high
+        pad = (high - low) * 0.06 or abs(high) * 0.05 or 1.0
+        bottom, top = low - pad, high + pad
+    inside = [a for a in measured if a.metric is not None and bottom <= a.metric <= top]
     for status in ("discard", "keep", "baseline"):
-        points = [a for a in measured if a.status == status]
+        points = [a for a in inside if a.status == status]
         if points:
             fig.add_trace(go.Scattergl(
                 x=[a.experiment for a in points], y=[a.metric for a in points], mode="markers", name=status,
                 marker={"color": COLORS[status], "size": 6 if status == "discard" else 9},
                 hovertext=[_hover(a) for a in points], hoverinfo="text"))
+    beyond = [a for a in measured if a.metric is not None and not bottom <= a.metric <= top]
+    if beyond:
+        edge = (top - bottom) * 0.02  # just inside the axis, so the whole marker shows
+        above = [a.metric is not None and a.metric > top for a in beyond]
+        fig.add_trace(go.Scattergl(
+            x=[a.experiment for a in beyond], y=[top - edge if up else bottom + edge for up in above],
+            mode="markers", name=f"off the chart ({len(beyond)}), at its edge",
+            marker={"color": [COLORS.get(a.status, COLORS["discard"]) for a in beyond], "size": 10,
+                    "symbol": ["triangle-up" if up else "triangle-down" for up in above],
+                    "line": {"color": "#57606a", "width": 1}},
+            hovertext=[f"{_hover(a)}<br>off the chart: {esc(fmt(a.metric))}" for a in beyond], hoverinfo="text"))
     failed = [a for a in record.attempts if a.metric is None]
     if failed:
         fig.add_trace(go.Scattergl(
             x=[a.experiment for a in failed], y=[floor] * len(failed), mode="markers",
-            name="no metric (crash, invalid)", marker={"color": COLORS["crash"], "symbol": "x", "size": 7},
+            name="no metric (crash, invalid, interrupted)", marker={"color": COLORS["crash"], "symbol": "x", "size": 7},
             hovertext=[_hover(a) for a in failed], hoverinfo="text"))
     path = best_so_far(record)
     if path:
@@ -97,9 +120,7 @@ def metric_figure(record: Record) -> Any:
     layout: dict[str, Any] = {"title": f"{esc(record.meta.metric)} by experiment ({record.meta.goal})",
                               "xaxis_title": "experiment", "yaxis_title": esc(record.meta.metric)}
     if low_high is not None:
-        low, high = low_high
-        pad = (high - low) * 0.06 or abs(high) * 0.05 or 1.0
-        layout["yaxis_range"] = [low - pad, high + pad]  # outliers stay reachable by zooming out
+        layout["yaxis_range"] = [bottom, top]  # the real values stay in the hover of the edge markers
     return _style(fig, **layout)
 
 
@@ -194,13 +215,19 @@ def _cards(record: Record) -> str:
         ("baseline", fmt(b)), ("best", fmt(m) + (f" (#{best.experiment})" if best and best.status == "keep" else "")),
         ("change", change(b, m, record.meta.goal)),
         ("experiments", f"{sum(1 for a in record.attempts if a.status != 'baseline')} tried, {counts['keep']} kept, "
-                        f"{counts['discard']} discarded, {counts['crash']} crashed, {counts['invalid']} invalid"),
+                        f"{counts['discard']} discarded, {counts['crash']} crashed, {counts['invalid']} invalid, "
+                        f"{counts['interrupted']} interrupted"),
         ("cost", f"${record.total_cost:.2f}"),
         ("status", "paused" if record.paused else (f"stopped: {record.stop_reason}" if record.stop_reason
                                                     else "running")),
     ]
     return "".join(f'<div class="card"><div class="k">{esc(k)}</div><div class="v">{esc(v)}</div></div>'
                    for k, v in items)
+
+
+def _spent(record: Record) -> bool:
+    """Whether any attempt cost money: a loop that cost nothing gets a sentence, not an empty chart."""
+    return any(a.cost_usd for a in record.attempts)
 
 
 def _noise_note(record: Record) -> str:
@@ -248,7 +275,8 @@ def _kept_section(record: Record, diff: Differ | None) -> str:
 
 def _attempts_table(record: Record) -> str:
     rows = "".join(
-        f'<tr class="{esc(a.status)}"><td>{a.experiment}</td><td>{STATUS_ICON.get(a.status, "")} {esc(a.status)}</td>'
+        f'<tr class="{esc(a.status)}"><td>{a.experiment}</td><td><span class="mark {esc(a.status)}"></span>'
+        f'{esc(a.status)}</td>'
         f"<td>{esc(fmt(a.metric))}</td><td>{'' if a.delta is None or a.status == 'baseline' else f'{a.delta:+.4g}'}"
         f"</td><td>{esc(a.description)}</td><td>{esc(a.reason) if a.status in FAILED else ''}</td>"
         f"<td>${a.cost_usd:.2f}</td></tr>" for a in reversed(record.attempts[-LATEST_ROWS:]))
@@ -271,6 +299,9 @@ tr.keep td{background:#dafbe1} tr.crash td,tr.invalid td{background:#fff8f8}
 details{background:#fff;border:1px solid #d0d7de;border-radius:6px;margin:4px 0;padding:4px 8px}
 summary{cursor:pointer} .delta{color:#1a7f37;font-family:monospace}
 pre.diff{font:12px/1.4 ui-monospace,monospace;overflow-x:auto;margin:6px 0;white-space:pre}
+.mark{display:inline-block;width:.7em;height:.7em;border-radius:50%;margin-right:.4em;background:#8c959f}
+.mark.baseline{background:#0969da}.mark.keep{background:#1a7f37}.mark.crash{background:#cf222e}
+.mark.invalid{background:#bf8700;border-radius:0}.mark.interrupted{background:#8250df;border-radius:0}
 .add{color:#116329;background:#dafbe1}.del{color:#82071e;background:#ffebe9}.hunk{color:#0550ae}.meta{color:#59636e}
 """
 
@@ -296,7 +327,8 @@ def build_report(record: Record, diff: Differ | None = None) -> str:
         "<h2>Progress</h2>", chart(metric_figure(record), "metric"),
         "<h2>Kept experiments</h2>", _kept_section(record, diff),
         "<h2>Why attempts failed</h2>", chart(failure_figure(record), "failures"), _failures_table(record),
-        "<h2>Cost</h2>", chart(cost_figure(record), "cost"),
+        "<h2>Cost</h2>", chart(cost_figure(record), "cost") if _spent(record) else
+        "<p>No attempt cost anything: the agent reported no spend (a command or optuna agent, or a dry run).</p>",
         "<h2>Seeds and noise</h2>", _noise_note(record), chart(seeds, "seeds") if seeds is not None else "",
         f"<h2>Attempts</h2><p>The latest {min(LATEST_ROWS, len(record.attempts))} of {len(record.attempts)}, "
         "newest first.</p>", _attempts_table(record),

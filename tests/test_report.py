@@ -34,8 +34,11 @@ def test_report_opens_offline_draws_its_charts_and_escapes_agent_text(tmp_path: 
         assert report.errors == []
         assert [u for u in report.requests if not u.startswith("file:")] == []  # nothing from the network
         traces = browser.evaluate("document.getElementById('metric').data.map(t => t.name)")
-        assert traces == ["discard", "keep", "baseline", "no metric (crash, invalid)", "best so far",
-                          "holdout (kept states)"]
+        assert traces == ["discard", "keep", "baseline", "off the chart (1), at its edge",
+                          "no metric (crash, invalid, interrupted)", "best so far", "holdout (kept states)"]
+        points = browser.evaluate("document.getElementById('metric').data.filter(t => t.mode === 'markers')"
+                                  ".reduce((n, t) => n + t.x.length, 0)")
+        assert points == len(record.attempts)  # every attempt is a point, the diverged one at the edge
         assert browser.evaluate("document.querySelectorAll('#metric .scatterlayer .trace').length") >= 2
         assert browser.evaluate("document.querySelectorAll('#seeds .main-svg').length") > 0
         assert browser.evaluate("window.__pwned === undefined")
@@ -63,3 +66,17 @@ def test_failures_are_sorted_by_cause() -> None:
     kinds = [failure_kind(a) for a in small_record().attempts if a.status in ("crash", "invalid")]
     assert kinds == ["crash: evaluation timed out", "invalid: touched protected paths",
                      "crash: evaluation exited with an error"]
+
+
+def test_cli_report_shows_every_attempt_and_leaves_out_what_is_empty(tmp_path: Path) -> None:
+    lab = make_lab(tmp_path, ["8", "1e9", "crash", "7"])  # a diverged run far above the best-so-far path
+    Session(lab.repo, lab.config(), lab.loop(), RunOptions(experiments=4, dry_run=True)).run()
+    out = tmp_path / "report.html"
+    assert main(["report", "--repo", str(lab.root), "-o", str(out)]) == 0
+    text = out.read_text(encoding="utf-8")
+    assert "off the chart (1), at its edge" in text  # a point at the axis' edge, its real value in the hover
+    assert "off the chart: 1e+09" in text
+    assert 'id="cost"' not in text and "No attempt cost anything" in text  # a command agent spends nothing
+    body = text.split("<script", 1)[0] + text.rsplit("</script>", 1)[-1]
+    assert not any(icon in body for icon in ("🏁", "✅", "➖", "💥", "🚫", "⏸"))  # no emoji font needed
+    assert '<span class="mark discard"></span>discard' in text
