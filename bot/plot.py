@@ -45,10 +45,12 @@ def write_plot(record: Record, path: Path, *, width_in: float = 9.0, height_in: 
         if bounds is not None:
             low, high = bounds
             pad = (high - low) * 0.06 or abs(high) * 0.05 or 1.0
-            ax.set_ylim(low - pad, high + pad)
-            # Diverged runs (a loss of 1e23) are clipped from the axis: mark them at its edge instead.
-            beyond = [(a.experiment, high if a.metric > high else low) for a in record.attempts
-                      if a.metric is not None and not low <= a.metric <= high]
+            bottom, top = low - pad, high + pad
+            ax.set_ylim(bottom, top)
+            # Diverged runs (a loss of 1e23) are clipped from the axis: mark them at its edge instead. The
+            # edge is the drawn axis, padding included: a point inside the padding is on the chart.
+            beyond = [(a.experiment, top if a.metric > top else bottom) for a in record.attempts
+                      if a.metric is not None and not bottom <= a.metric <= top]
             if beyond:
                 ax.scatter([e for e, _ in beyond], [v for _, v in beyond], marker="^", s=24 * shrink, zorder=3,
                            color=COLORS["discard"], edgecolors="#57606a", label=f"off the axis ({len(beyond)})")

@@ -44,3 +44,13 @@ def test_svg_names_its_series(tmp_path: Path) -> None:
 def test_unknown_suffix_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ArlError, match=r"unknown image type '\.gif'"):
         write_plot(long_record(10), tmp_path / "progress.gif")
+
+
+def test_cli_counts_off_the_axis_only_what_is_off_it(tmp_path: Path) -> None:
+    # Best path 10 -> 8; 12.1 lies in the axis' padding above the fitted range (drawn), 1e9 beyond it.
+    lab = make_lab(tmp_path, ["8", "12.1", "1e9"])
+    Session(lab.repo, lab.config(), lab.loop(), RunOptions(experiments=3, dry_run=True)).run()
+    out = tmp_path / "progress.svg"
+    assert main(["plot", "--repo", str(lab.root), "-o", str(out)]) == 0
+    svg = out.read_text()
+    assert "off the axis (1)" in svg and "off the axis (2)" not in svg
