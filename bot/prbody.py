@@ -206,6 +206,31 @@ def mermaid_chart(record: Record, ctx: BodyContext) -> str:
     ])
 
 
+class _Extremes:
+    """The lowest and highest metric ever measured, folded incrementally (see Record.fold)."""
+
+    def __init__(self) -> None:
+        self.low: float | None = None
+        self.high: float | None = None
+
+    def add(self, attempt: Attempt) -> None:
+        """Take one more attempt's metric into account."""
+        if attempt.metric is not None:
+            self.low = attempt.metric if self.low is None else min(self.low, attempt.metric)
+            self.high = attempt.metric if self.high is None else max(self.high, attempt.metric)
+
+
+def _scale(record: Record, low: float, high: float) -> str:
+    """The real lowest and highest values; the cells' range too when a diverged run lies beyond it."""
+    seen = record.fold("prbody.extremes", _Extremes, _Extremes.add)
+    if seen.low is None or seen.high is None:
+        return f"low = {fmt(low)}, high = {fmt(high)}"
+    text = f"lowest = {fmt(seen.low)}, highest = {fmt(seen.high)}"
+    if seen.low < low or seen.high > high:
+        text += f"; the cells span {fmt(low)} … {fmt(high)}, values beyond it at the edge"
+    return text
+
+
 def text_chart(record: Record, ctx: BodyContext) -> str:
     """The same story in monospace text, for email, mobile and anything that shows raw Markdown."""
     s = series(record, SPARK_WIDTH)
@@ -225,7 +250,7 @@ def text_chart(record: Record, ctx: BodyContext) -> str:
         f"best so far  {''.join(' ' if v is None else _block(v, low, high) for v in s.best)}  {path}",
         f"each tried   {''.join(_block(v, low, high) for v in s.tried)}  one cell {per}; "
         f"{NO_METRIC} = no metric",
-        f"experiments  {s.first} … {s.last}; low = {fmt(low)}, high = {fmt(high)}",
+        f"experiments  {s.first} … {s.last}; {_scale(record, low, high)}",
         "```",
     ])
 

@@ -92,3 +92,15 @@ def test_agent_text_cannot_forge_the_end_marker() -> None:
     body = render(record, CTX)
     assert body.count(END_MARKER) == 1 and body.rstrip().endswith(END_MARKER)
     assert merge(body + "\nperson\n", render(small_record(), CTX)).endswith(f"{END_MARKER}\n\nperson\n")
+
+
+def test_the_text_line_of_a_dry_run_names_the_real_highest_value(tmp_path: Path,
+                                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    from arl_bot.cli import main
+
+    from tests.labs import make_lab
+
+    lab = make_lab(tmp_path, ["8", "1e9"])  # a diverged run: the cells are clipped, the text must not be
+    assert main(["run", "--repo", str(lab.root), "--dry-run", "--experiments", "2"]) == 0
+    line = next(s for s in capsys.readouterr().out.splitlines() if s.startswith("experiments  0 … 2;"))
+    assert "lowest = 8, highest = 1e+09" in line and "values beyond it at the edge" in line
