@@ -19,7 +19,7 @@ from types import FrameType
 from typing import Protocol
 
 from . import decide, diffcheck, guards, noise, process, prompt, rebase, safefile, treecheck, validate
-from .agents import Agent, AgentTask, get_agent
+from .agents import Agent, AgentResult, AgentTask, get_agent
 from .config import Config, Loop
 from .errors import ArlError, Interrupted, RecordError
 from .evaluate import Evaluator, Measurement, SeedResult, get_evaluator
@@ -114,6 +114,8 @@ class Session:
         self.warnings: list[str] = []
         self._inflight = self.state_dir / f"{loop.name}.inflight.json"
         self._signals = _Signals()
+        # what the agent of the experiment in progress finished with: (start, result, files, patch)
+        self._proposal: tuple[str, AgentResult, list[str], str] | None = None
         self._drifted: list[str] = []  # protected paths the branch changed outside the loop
         self._branch_head: str | None = None  # cached: only this run moves the branch while it holds the lock
         self.base_behind = 0  # commits on the base branch the research branch lacks (rebase.behind)
@@ -383,17 +385,24 @@ class Session:
         started_at = now()
         self._mark_inflight(number, "")
         workdir = Path(tempfile.mkdtemp(prefix=f"arl-{self.loop.name}-{number}-"))
+        self._proposal = None
         try:
             return self._attempt(number, parent, plan, best.metric, started_at, state, workdir)
         except Interrupted:
             tree.reset_hard(self._head())
             if record.attempt(number) is not None:  # the signal landed after the attempt was recorded
                 raise
+            # An agent that had finished paid for its change: keep the change and its description,
+            # so `arl-bot results --diff` shows what was about to be measured.
+            nothing: tuple[str, AgentResult, list[str], str] = (parent, AgentResult(""), [], "")
+            start, result, files, patch = self._proposal or nothing
+            after = "; the agent had finished: its change is recorded, not measured" if self._proposal else ""
             self._append(Attempt(
-                experiment=number, status="interrupted", metric=None, description="", parent=parent,
-                best_before=best.metric, reason="interrupted by SIGINT/SIGTERM", mode=plan.mode,
-                started_at=started_at, run_id=self.run_id,
-            ), "")
+                experiment=number, status="interrupted", metric=None, description=result.description,
+                parent=start, best_before=best.metric, reason=f"interrupted by SIGINT/SIGTERM{after}",
+                mode=plan.mode, files=files, cost_usd=result.cost_usd, tokens_in=result.tokens_in,
+                tokens_out=result.tokens_out, started_at=started_at, run_id=self.run_id, extra=dict(result.extra),
+            ), patch)
             raise
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
@@ -424,6 +433,7 @@ class Session:
             tree.stage_all()
         changes = [] if planted else tree.staged_changes(start)
         patch = tree.staged_patch(start) if changes else ""
+        self._proposal = (start, result, [c.path for c in changes], patch)
 
         def finish(status: str, reason: str, measurement: Measurement | None = None,
                    sha: str | None = None, measured: dict[str, object] | None = None) -> Attempt:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from arl_bot.store import RecordStore
 
-from tests.labs import Lab, git, make_lab, running, value_config
+from tests.labs import EVAL_VALUE, Lab, git, make_lab, running, value_config
 
 ARL = [sys.executable, "-m", "arl_bot.cli"]
 
@@ -112,6 +112,29 @@ def test_a_signal_stops_at_once_records_the_attempt_and_restores_the_tree(
     tree = Lab(lab.root / ".arl-bot" / "worktrees" / "demo")
     assert tree.git("status", "--porcelain") == ""
     assert tree.git("rev-parse", "HEAD") == record.attempts[1].sha
+
+
+def test_an_interrupted_evaluation_keeps_the_agents_finished_change_and_the_report_counts_it(
+        tmp_path: Path) -> None:
+    marker = tmp_path / "eval-started"
+    slow_eval = EVAL_VALUE.replace('if text == "crash":', (
+        f'if text == "slow":\n    Path({str(marker)!r}).write_text("1")\n    import time; time.sleep(120)\n'
+        'if text == "crash":'))
+    lab = make_lab(tmp_path, ["8", "slow"], files={"eval/run.py": slow_eval})
+    proc = start(lab, "run", "--dry-run", "--experiments", "5")
+    wait_for(marker)  # the agent has finished: its change is being evaluated
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=30)
+    assert proc.returncode == 130, stderr
+    data = json.loads(arl(lab, "results", "--json").stdout)
+    interrupted = data["attempts"][2]
+    assert interrupted["status"] == "interrupted" and interrupted["description"] == "set value to slow"
+    assert "the agent had finished" in interrupted["reason"] and interrupted["files"] == ["model/value.txt"]
+    assert "+slow" in arl(lab, "results", "--diff", "2").stdout
+    out = tmp_path / "report.html"
+    arl(lab, "report", "-o", str(out))
+    html = out.read_text()
+    assert "0 invalid, 1 interrupted" in html and "no metric (crash, invalid, interrupted)" in html
 
 
 def test_sigkill_mid_experiment_then_resume_loses_and_duplicates_nothing(tmp_path: Path) -> None:
