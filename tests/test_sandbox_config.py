@@ -49,5 +49,6 @@ def test_a_wrong_sandbox_names_line_and_choices() -> None:
 
 def test_schema_shows_both_forms() -> None:
     sandbox = config.json_schema()["$defs"]["Loop"]["properties"]["sandbox"]["anyOf"]
-    assert {"enum": ["docker", "bubblewrap", "none"], "type": "string"} in sandbox
-    assert {"$ref": "#/$defs/SandboxSettings"} in sandbox
+    assert {"enum": ["bubblewrap", "docker", "none"], "type": "string"} in sandbox
+    mapping = next(form for form in sandbox if form.get("type") == "object")  # each kind's own keys
+    assert {"$ref": "#/$defs/DockerOptions"} in [rule["then"] for rule in mapping["allOf"]]
