@@ -217,3 +217,21 @@ def test_errors_are_one_line_that_says_what_to_do(tmp_path: Path) -> None:
     assert result.stderr.startswith(
         f"arl-bot: error: {lab.root / '.autoresearch.yml'}:{line}: loops.demo.metric.goal: Input should be")
     assert "Traceback" not in result.stderr
+
+
+def test_a_failing_agent_says_why_on_the_console(tmp_path: Path) -> None:
+    missing = tmp_path / "missing"
+    missing.mkdir()
+    lab = make_lab(missing, ["8"], config_text=value_config(
+        agent='{kind: command, command: "no-such-agent-tool --go"}', budget="{experiments: 1}"))
+    err = arl(lab, "run", "--dry-run").stderr
+    line = next(s for s in err.splitlines() if "CRASH" in s)
+    assert "agent exited with status 127 (command not found" in line and "no-such-agent-tool" in line
+    failing = tmp_path / "failing"
+    failing.mkdir()
+    code = "import sys; sys.stderr.write(\\\"ValueError: learning rate must be positive\\\\n\\\"); sys.exit(2)"
+    lab = make_lab(failing, ["8"], config_text=value_config(
+        agent=f'{{kind: command, command: "{sys.executable} -c \'{code}\'"}}', budget="{experiments: 1}"))
+    err = arl(lab, "run", "--dry-run").stderr
+    line = next(s for s in err.splitlines() if "CRASH" in s)
+    assert "agent exited with status 2: ValueError: learning rate must be positive" in line

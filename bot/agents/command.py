@@ -6,9 +6,12 @@ from pydantic import Field
 
 from .. import policy, safefile
 from ..config import AgentConfig, PassEnv
+from ..process import ProcessResult
 from .base import Agent, AgentResult, AgentTask
 
 DESCRIPTION_BYTES = 64_000  # only the first line is used; the rest of a bigger file is not read
+CAUSE_LINES, CAUSE_CHARS = 3, 300  # of the agent's stderr, in the error people read on the console
+NOT_FOUND = 127  # the shell's status for a command it could not find
 
 
 class CommandOptions(AgentConfig):
@@ -63,5 +66,17 @@ class CommandAgent(Agent):
         if run.timed_out:
             error = f"agent timed out after {task.timeout:g}s"
         elif run.returncode != 0:
-            error = f"agent exited with status {run.returncode}"
+            error = f"agent exited with status {run.returncode}{_cause(run)}"
         return AgentResult(description=description, log=run.tail(), error=error)
+
+
+def _cause(run: ProcessResult) -> str:
+    """Why the command failed, in its own words: the first lines of its stderr (the last, if the head was cut)."""
+    lines = [line.strip() for line in run.stderr.splitlines() if line.strip()]
+    lines = lines[-CAUSE_LINES:] if run.stderr_dropped else lines[:CAUSE_LINES]
+    said = " / ".join(lines)
+    said = f": {said[:CAUSE_CHARS]}{'…' if len(said) > CAUSE_CHARS else ''}" if said else ""
+    if run.returncode == NOT_FOUND:
+        return (f" (command not found: check agent.command, and that its program is installed and on PATH "
+                f"where the agent runs){said}")
+    return said
