@@ -26,11 +26,11 @@ from pydantic import (
 )
 from pydantic.json_schema import models_json_schema
 
-from . import globs, noise, registry
+from . import globs, names, noise, registry
 from .errors import ConfigError, PluginError
+from .names import LOOP_NAME, NEVER_PASSED
 
 CONFIG_FILE = ".autoresearch.yml"
-LOOP_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 ALWAYS_PROTECTED = (CONFIG_FILE,)  # the agent may never rewrite its own rules
 
 
@@ -349,15 +349,11 @@ def _known(group: str, name: str) -> str:
     return name
 
 
-# Variables no agent ever gets, whatever `pass_env` says: the GitHub token can push to the repository.
-NEVER_PASSED = ("GITHUB_TOKEN", "GH_TOKEN")
-
-
-def _no_github_token(names: list[str]) -> list[str]:
-    leaked = [name for name in names if name in NEVER_PASSED]
+def _no_github_token(variables: list[str]) -> list[str]:
+    leaked = [name for name in variables if name in NEVER_PASSED]
     if leaked:
         raise ValueError(f"pass_env may not pass {leaked[0]}: the agent never gets the GitHub token")
-    return names
+    return variables
 
 
 # Names of variables passed from the bot's environment to an agent's process (kinds command, claude-code).
@@ -551,7 +547,7 @@ class Loop(_Strict):
     @property
     def branch(self) -> str:
         """The research branch."""
-        return f"autoresearch/{self.name}"
+        return names.branch(self.name)
 
     @property
     def sandbox_settings(self) -> SandboxSettings:

@@ -3,16 +3,15 @@
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 from .errors import ArlError
+from .names import LOOP_NAME
 
 Kind = Literal["comment", "schedule", "dispatch", "cli", "other"]
-LOOP_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 DEFAULT_API = "https://api.github.com"
 DEFAULT_SERVER = "https://github.com"
 

@@ -8,8 +8,9 @@ from importlib import metadata, resources
 from pathlib import Path
 
 from . import __version__
-from .config import CONFIG_FILE, LOOP_NAME
+from .config import CONFIG_FILE
 from .errors import ArlError
+from .names import LOOP_NAME
 
 GITIGNORE_LINES = ("# arl-bot: scratch files of local runs", ".arl-bot/")
 WORKFLOW_FILE = ".github/workflows/autoresearch.yml"

@@ -13,12 +13,11 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
 from typing import Protocol
 
-from . import decide, diffcheck, guards, noise, process, prompt, rebase, safefile, treecheck, validate
+from . import decide, diffcheck, guards, names, noise, process, prompt, rebase, safefile, treecheck, validate
 from .agents import Agent, AgentResult, AgentTask, get_agent
 from .config import Config, Loop
 from .errors import ArlError, Interrupted, RecordError
@@ -72,9 +71,7 @@ class RunSummary:
         return sum(1 for a in self.attempts if a.status == "keep")
 
 
-def now() -> str:
-    """UTC time as the record writes it."""
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+now = names.now  # UTC time as the record writes it
 
 
 class Session:
@@ -108,7 +105,7 @@ class Session:
         self.worktree_path = repo.root / WORKTREES / loop.name
         self.store = RecordStore(repo, loop.name)
         self.remote = None if self.options.dry_run else Remote(repo, self.options.remote, loop.name)
-        self.run_id = self.options.run_id or datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        self.run_id = self.options.run_id or names.run_id()
         self.record: Record | None = None
         self.tree: Git | None = None
         self.warnings: list[str] = []
@@ -247,7 +244,7 @@ class Session:
         record = self.store.load()
         # The record lives as long as the run: keep its thousands of objects out of every GC pass.
         gc.freeze()
-        branch_ref = f"refs/heads/{self.loop.branch}"
+        branch_ref = names.branch_ref(self.loop.name)
         if record is None:
             base_branch = self.loop.base or self.repo.current_branch()
             if base_branch is None:
@@ -592,12 +589,12 @@ class Session:
 
     def _move_branch(self, new: str, old: str) -> None:
         """Move the research branch from old to new (compare-and-swap) and remember it."""
-        self.repo.move_ref(f"refs/heads/{self.loop.branch}", new, old)
+        self.repo.move_ref(names.branch_ref(self.loop.name), new, old)
         self._branch_head = new
 
     def _head(self) -> str:
         if self._branch_head is None:
-            self._branch_head = self.repo.rev(f"refs/heads/{self.loop.branch}")
+            self._branch_head = self.repo.rev(names.branch_ref(self.loop.name))
         assert self._branch_head is not None
         return self._branch_head
 

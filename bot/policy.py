@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from .names import NEVER_PASSED
 from .sandbox import Policy
 
 # Variables a build or a GPU job needs and that carry no secret.
@@ -29,7 +30,7 @@ def base_env(home: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
 def passed_env(names: list[str] | tuple[str, ...]) -> dict[str, str]:
     """The named variables of ours that an agent's config passes on (`agent.pass_env`), where set."""
     return {name: os.environ[name] for name in names
-            if name in os.environ and name not in ("GITHUB_TOKEN", "GH_TOKEN")}
+            if name in os.environ and name not in NEVER_PASSED}
 
 
 def agent_policy(tree: Path, workdir: Path, extra_env: dict[str, str]) -> Policy:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from . import names
 from .errors import ArlError, GitError
 from .git import Git
 
@@ -53,7 +54,7 @@ def rebase(session: Session, by: str = "") -> RunSummary | None:
     if new_base is None:
         raise RebaseError(f"the base branch {branch!r} is not in this repository",
                           hint=f"fetch it (`git fetch {session.options.remote} {branch}`), then run again")
-    head = session.repo.rev(f"refs/heads/{loop.branch}")
+    head = session.repo.rev(names.branch_ref(loop.name))
     if head is not None and new_base == record.meta.base_sha and session.repo.is_ancestor(new_base, head):
         return None
     count = behind(session.repo, branch, head, session.options.remote) if head else 0

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from .errors import DiskFullError, GitError, RecordError
 from .git import BLOB_MODE, TREE_MODE, Git, identity_env
+from .names import record_ref as record_ref  # where callers have always found it
 from .record import Attempt, Meta, Note, Record
 
 SHARD = 1000
@@ -35,11 +36,6 @@ RESERVE_BYTES = 2 * 1024 * 1024
 LOW_SPACE = 256 * 1024  # git says only "couldn't write ...lock" when the disk is full: below this, it is
 _SECTION = re.compile(r"^diff --git ", re.MULTILINE)
 _INDEX = re.compile(r"^index [0-9a-f]+\.\.([0-9a-f]+)", re.MULTILINE)
-
-
-def record_ref(loop: str) -> str:
-    """The ref that holds a loop's record."""
-    return f"refs/autoresearch/{loop}/record"
 
 
 def _shard_path(folder: str, number: int, suffix: str) -> str:

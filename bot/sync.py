@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import re
 
+from . import names
 from .errors import ArlError, PushRejectedError, RecordError
 from .git import Git
-from .store import record_ref
 
 # What git and GitHub say when a push is refused for a reason a retry cannot fix (matched in git's stderr;
 # git runs with LC_ALL=C). Only a non-fast-forward means someone else pushed first.
@@ -53,11 +53,11 @@ class Remote:
     def __init__(self, repo: Git, name: str, loop: str) -> None:
         self.repo = repo
         self.name = name
-        self.branch_ref = f"refs/heads/autoresearch/{loop}"
-        self.record_ref = record_ref(loop)
-        # Not under refs/remotes/<name>/autoresearch/<loop>: that is a file there (the branch), not a folder.
-        self.tracking_branch = f"refs/autoresearch-remote/{name}/{loop}/branch"
-        self.tracking_record = f"refs/autoresearch-remote/{name}/{loop}/record"
+        self.loop = loop
+        self.branch_ref = names.branch_ref(loop)
+        self.record_ref = names.record_ref(loop)
+        self.tracking_branch = names.tracking_ref(name, loop, "branch")
+        self.tracking_record = names.tracking_ref(name, loop, "record")
 
     def pull(self) -> None:
         """Fetch branch and record; fast-forward ours, or say why we cannot."""
@@ -139,7 +139,7 @@ class Remote:
             return True
         tree = self.repo.merge_trees(ours, theirs)
         if tree is None:
-            side = f"refs/autoresearch/{self.branch_ref.rsplit('/', 1)[1]}/unmerged/{ours[:12]}"
+            side = names.unmerged_ref(self.loop, ours)
             self.repo.push(self.name, [f"{ours}:{side}", f"{self.record_ref}:{self.record_ref}"])
             raise ArlError(
                 f"someone pushed commits to {self.branch_ref} on {self.name} that conflict with this run's "

@@ -15,6 +15,7 @@ from pydantic import Field
 from .. import policy, pricing, safefile
 from ..config import PassEnv
 from ..errors import ArlError
+from ..names import NEVER_PASSED
 from ..process import TAIL_BYTES
 from .base import Agent, AgentResult, AgentTask, ModelOptions
 from .claude_stream import StreamMeter
@@ -25,7 +26,6 @@ QUIET = {  # no updates, telemetry or error reports from inside an experiment
     "DISABLE_AUTOUPDATER": "1", "DISABLE_TELEMETRY": "1", "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
 }
 PASSED = ("CLAUDE_CODE_OAUTH_TOKEN", "ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_BASE_URL")  # taken from our env
-NEVER = ("GITHUB_TOKEN", "GH_TOKEN")  # whatever the loop passes, the agent does not get these
 POLL_S = 0.05
 LINE_BYTES = 16_000_000  # longest stream-json line the watcher holds on to
 CONTEXT = "You are running one experiment of an automated research loop; the bot measures the result itself. "
@@ -121,7 +121,7 @@ class ClaudeCodeAgent(Agent):
                **QUIET}
         if self.sandbox.isolated:
             env["IS_SANDBOX"] = "1"  # lets the CLI skip permission prompts as root: only inside a real sandbox
-        for name in NEVER:
+        for name in NEVER_PASSED:  # whatever the loop passes, the agent does not get these
             env.pop(name, None)
         return env
 

@@ -9,8 +9,8 @@ run_start note (`chain`), so the next job reads the remainder from the record on
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 
+from .. import names
 from ..config import Loop
 from ..record import Record
 
@@ -87,4 +87,4 @@ def _tried(record: Record | None) -> int:
 
 
 def _time(stamp: str) -> float:
-    return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%S.%fZ").timestamp()
+    return names.parse_stamp(stamp).timestamp()  # aware: a naive time would be read as local

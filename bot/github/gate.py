@@ -5,9 +5,8 @@ from __future__ import annotations
 import sys
 import time
 from dataclasses import replace
-from datetime import UTC, datetime
 
-from .. import commands
+from .. import commands, names
 from ..commands import Command, Problem
 from ..errors import ArlError
 from ..record import Record
@@ -18,7 +17,7 @@ from .feedback import Feedback, refusal
 from .outputs import Order, Target
 
 NOTHING = Order(run=False)
-BRANCH_PREFIX = "autoresearch/"
+BRANCH_PREFIX = names.BRANCH_PREFIX
 
 
 def decide(ctx: Context) -> Order:
@@ -186,7 +185,7 @@ def last_run_end(record: Record | None) -> float | None:
     for note in reversed(record.notes if record is not None else []):
         if note.kind == "run_end":
             try:
-                return datetime.strptime(note.at, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC).timestamp()
+                return names.parse_stamp(note.at).timestamp()
             except ValueError:
                 return None  # a damaged time: treat the loop as due rather than starve it
     return None

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any, Literal
 
+from .. import names
 from ..errors import ArlError
 from ..git import Git
 from ..record import Note, Record
@@ -31,7 +31,7 @@ def add(repo: Git, loop: str, kind: Literal["pause", "resume", "redirect"], data
     if record is None:
         raise ArlError(f"loop {loop!r} has not run yet, so there is nothing to {kind}",
                        hint="start it first: `/autoresearch continue` or the workflow's Run button")
-    note = Note(kind=kind, at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"), data=data)
+    note = Note(kind=kind, at=names.now(), data=data)
     store.append_note(note, len(record.notes))
     record.notes.append(note)
     if sync is not None:

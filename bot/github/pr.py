@@ -6,6 +6,7 @@ import threading
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from .. import names
 from ..config import Loop
 from ..errors import ArlError
 from ..git import Git
@@ -50,7 +51,7 @@ def seed_branch(repo: Git, loop: Loop, remote: str = "origin") -> bool:
     """
     sync = Remote(repo, remote, loop.name)
     sync.pull()
-    branch_ref = f"refs/heads/{loop.branch}"
+    branch_ref = names.branch_ref(loop.name)
     if RecordStore(repo, loop.name).head() is not None or repo.rev(branch_ref) is not None:
         return False
     base = loop.base or repo.current_branch()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from dataclasses import dataclass
 
+from .. import names
 from ..config import Loop
 from ..errors import ArlError
 from ..loop import Listener, RunOptions, RunSummary, Session
@@ -213,7 +214,7 @@ def _report_failure(ctx: Context, order: Order, target: Target, exc: ArlError) -
     pr = order.pr
     if pr is None and ctx.github is not None:
         try:
-            found = ctx.github.pulls(head_ref=f"autoresearch/{target.loop}")
+            found = ctx.github.pulls(head_ref=names.branch(target.loop))
             pr = found[0].number if found else None
         except ArlError:
             pr = None
