@@ -38,6 +38,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     cfg = _config(args, repo)
     loop = cfg.loop(args.loop)
     config.check_host(cfg, loop)  # here, not in load(): the gate that reads the config may run elsewhere
+    if not args.dry_run:
+        from .dryruns import check_before_push
+
+        pushing = check_before_push(repo, loop.name, args.remote, allow=args.push_dry_runs)
+        if pushing:
+            print(f"arl-bot: {pushing}", file=sys.stderr)
     printer = choose(args.progress)
     sandbox = choose_sandbox(loop)
     session = Session(repo, cfg, loop, RunOptions(experiments=args.experiments, dry_run=args.dry_run,
@@ -57,6 +63,11 @@ def cmd_run(args: argparse.Namespace) -> int:
           f"best {loop.metric.name} = {best.metric if best else None}; stopped: {terminal_text(summary.reason)}",
           file=sys.stderr)
     print(f"research branch: {loop.branch}   history: arl-bot results --loop {loop.name}", file=sys.stderr)
+    spent = sum(a.cost_usd for a in summary.attempts)
+    if args.dry_run and spent:  # a dry run keeps results local; an LLM agent's calls are real all the same
+        print(f"dry run: nothing was pushed, but the agent's API calls were real: ${spent:.4f} spent "
+              f"({sum(a.tokens_in for a in summary.attempts)} tokens in, "
+              f"{sum(a.tokens_out for a in summary.attempts)} out)", file=sys.stderr)
     return 0
 
 
@@ -292,6 +303,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--dry-run", action="store_true",
                      help="push nothing, call no GitHub API; print the PR body it would write")
     run.add_argument("--remote", default="origin", help="remote to push the branch and record to")
+    run.add_argument("--push-dry-runs", action="store_true",
+                     help="a real run after dry runs: push their experiments too (refused without this)")
     run.add_argument("--progress", choices=["auto", "status", "plain", "github"], default="auto",
                      help="status: a line redrawn in place (terminals); plain: one line per event; "
                           "github: plain with ::group:: folding (default: by where the output goes)")

@@ -235,3 +235,20 @@ def test_a_failing_agent_says_why_on_the_console(tmp_path: Path) -> None:
     err = arl(lab, "run", "--dry-run").stderr
     line = next(s for s in err.splitlines() if "CRASH" in s)
     assert "agent exited with status 2: ValueError: learning rate must be positive" in line
+
+
+def test_a_real_run_after_dry_runs_refuses_to_push_them_unless_told(tmp_path: Path) -> None:
+    lab = make_lab(tmp_path, ["8", "9", "7"], remote=True)
+    arl(lab, "run", "--dry-run", "--experiments", "2")
+    dry_id = json.loads(arl(lab, "results", "--json").stdout)["attempts"][0]["run_id"]
+    refused = arl(lab, "run", "--experiments", "1", check=False)
+    assert refused.returncode == 1
+    assert f"3 experiments from dry runs (run id {dry_id}) would be pushed to origin" in refused.stderr
+    assert "--push-dry-runs" in refused.stderr and "git update-ref -d refs/autoresearch/demo/record" in refused.stderr
+    assert lab.remote is not None
+    assert Lab(lab.remote).git("for-each-ref", "refs/autoresearch") == ""  # nothing was pushed
+    pushed = arl(lab, "run", "--experiments", "1", "--push-dry-runs")
+    assert f"pushing 3 experiments from dry runs (run id {dry_id}) to origin" in pushed.stderr
+    assert Lab(lab.remote).git("rev-parse", "autoresearch/demo") == lab.git("rev-parse", "autoresearch/demo")
+    again = arl(lab, "run", "--experiments", "1")  # they are on the remote now: nothing to ask
+    assert "dry runs" not in again.stderr
