@@ -197,3 +197,15 @@ def test_the_stand_in_answers_the_sdk_without_streaming(api: MessagesAPI) -> Non
     assert message.stop_reason == "tool_use" and message.content[0].type == "text"
     assert message.content[1].type == "tool_use" and message.content[1].input == {"path": "a.txt"}
     assert (message.usage.input_tokens, message.usage.cache_read_input_tokens) == (12, 5)
+
+
+def test_a_dry_run_says_the_api_calls_were_real_and_what_they_cost(
+        tmp_path: Path, api: MessagesAPI, capsys: pytest.CaptureFixture[str]) -> None:
+    from arl_bot.cli import main
+
+    lab = lab_for(tmp_path)
+    api.push(tool_use("write_file", {"path": "model/value.txt", "content": "4\n"}, usage=CALL),
+             text("SUMMARY: set 4", usage=CALL))
+    assert main(["run", "--repo", str(lab.root), "--dry-run"]) == 0
+    assert len(api.conversation) == 2  # a dry run still calls the Messages API
+    assert "the agent's API calls were real: $0.0090 spent (2000 tokens in, 200 out)" in capsys.readouterr().err
