@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from . import guards
+from . import guards, names
 from .measurement_view import holdout_value
 from .prbody import best_so_far, bounds_of, change, fmt, series
 from .record import Attempt, Record
@@ -53,7 +53,7 @@ def failure_kind(attempt: Attempt) -> str:
 
 def _when(attempt: Attempt) -> datetime | None:
     try:
-        return datetime.strptime(attempt.started_at, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+        return names.parse_stamp(attempt.started_at)
     except ValueError:
         return None
 
