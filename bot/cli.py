@@ -51,6 +51,10 @@ def cmd_run(args: argparse.Namespace) -> int:
                       listeners=[printer])
     if not session.sandbox.isolated:
         session.warn(WARNING)
+    from .inforce import config_note
+
+    if note := config_note(repo, Path(args.config) if args.config else repo.root / config.CONFIG_FILE):
+        session.warn(note)
     summary = session.run()
     record = summary.record
     if args.dry_run:

@@ -252,3 +252,15 @@ def test_a_real_run_after_dry_runs_refuses_to_push_them_unless_told(tmp_path: Pa
     assert Lab(lab.remote).git("rev-parse", "autoresearch/demo") == lab.git("rev-parse", "autoresearch/demo")
     again = arl(lab, "run", "--experiments", "1")  # they are on the remote now: nothing to ask
     assert "dry runs" not in again.stderr
+
+
+def test_an_uncommitted_config_is_used_and_the_run_says_so(tmp_path: Path) -> None:
+    lab = make_lab(tmp_path, ["8", "9", "7"])
+    lab.write(".autoresearch.yml", value_config(budget="{experiments: 1}"))  # edited, not committed
+    result = arl(lab, "run", "--dry-run")
+    assert "this run uses .autoresearch.yml as it is in your checkout, uncommitted changes included" in result.stderr
+    assert "version committed on main" in result.stderr
+    attempts = json.loads(arl(lab, "results", "--json").stdout)["attempts"]
+    assert len(attempts) == 2  # the checkout's budget of one experiment was in force, not the committed five
+    lab.commit_all("budget of one")
+    assert "as it is in your checkout" not in arl(lab, "run", "--dry-run").stderr
