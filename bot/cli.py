@@ -2,32 +2,44 @@
 
 from __future__ import annotations
 
+# Startup is part of every command's cost: this module imports only what `--version` and the parser need;
+# each handler imports its own modules (pydantic, GitPython, PyGithub stay unloaded until a command needs them),
+# and tests/test_cli_startup.py checks which heavy packages each command brings in.
 import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from . import __version__, config, results
+from . import __version__
 from .errors import ArlError
-from .git import Git
-from .record import Record
 from .sanitize import terminal_text
-from .store import RecordStore, record_ref
+
+if TYPE_CHECKING:
+    from .config import Config
+    from .git import Git
+    from .record import Record
+    from .store import RecordStore
 
 Handler = Callable[[argparse.Namespace], int]
 
 
 def _repo(args: argparse.Namespace) -> Git:
+    from .git import Git
+
     return Git(Path(args.repo or "."), search_parents=True)
 
 
-def _config(args: argparse.Namespace, repo: Git) -> config.Config:
+def _config(args: argparse.Namespace, repo: Git) -> Config:
+    from . import config
+
     return config.load(Path(args.config) if args.config else repo.root / config.CONFIG_FILE)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run experiments on a loop."""
+    from . import config
     from .loop import RunOptions, Session
     from .prbody import BodyContext, render
     from .progress import choose
@@ -77,6 +89,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_rebase(args: argparse.Namespace) -> int:
     """Merge the base branch into a loop's research branch, make it the base, re-measure it."""
+    from . import config
     from .loop import RunOptions, Session
     from .progress import choose
     from .rebase import rebase
@@ -100,6 +113,9 @@ def cmd_rebase(args: argparse.Namespace) -> int:
 
 def cmd_results(args: argparse.Namespace) -> int:
     """Print the history of a loop from its record."""
+    from . import results
+    from .store import RecordStore, record_ref
+
     repo = _repo(args)
     name = args.loop or _only_loop(args, repo)
     store = RecordStore(repo, name)
@@ -135,6 +151,8 @@ def cmd_results(args: argparse.Namespace) -> int:
 
 def _load_record(args: argparse.Namespace) -> tuple[RecordStore, Record]:
     """The loop's store and record, fetching the record from the remote when a fresh clone lacks it."""
+    from .store import RecordStore, record_ref
+
     repo = _repo(args)
     name = args.loop or _only_loop(args, repo)
     store = RecordStore(repo, name)
@@ -175,7 +193,7 @@ def _only_loop(args: argparse.Namespace, repo: Git) -> str:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     """Evaluate the current checkout once and print JSON."""
-    from . import guards
+    from . import config, guards
     from .evaluate import get_evaluator
     from .measurer import Measurer
     from .sandbox import choose_sandbox
@@ -251,6 +269,8 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
 
 def cmd_schema(args: argparse.Namespace) -> int:
     """Print the JSON Schema of .autoresearch.yml."""
+    from . import config
+
     print(json.dumps(config.json_schema(), indent=2))
     return 0
 
@@ -278,6 +298,7 @@ def cmd_init(args: argparse.Namespace) -> int:
 
 def cmd_doctor(args: argparse.Namespace) -> int:
     """Check this machine can run the research job: Python, bubblewrap, disk, the runner's version."""
+    from . import config
     from .github.runner_check import report
 
     path: Path | None = Path(args.config) if args.config else None

@@ -9,9 +9,8 @@ import os
 import re
 from pathlib import Path, PurePosixPath
 from types import UnionType
-from typing import Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar, Union, get_args, get_origin
 
-import yaml
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -28,6 +27,9 @@ from pydantic.json_schema import models_json_schema
 
 from . import globs, names, noise, registry
 from .errors import ConfigError, PluginError
+
+if TYPE_CHECKING:  # PyYAML is imported where a file is read: commands that read no config never load it
+    import yaml
 from .names import LOOP_NAME, NEVER_PASSED
 
 CONFIG_FILE = ".autoresearch.yml"
@@ -698,6 +700,8 @@ NODE_BUDGET = 100_000  # YAML nodes after aliases are expanded: a real config ha
 
 def parse(text: str, path: str = CONFIG_FILE) -> Config:
     """Validate config text; path is only used in messages."""
+    import yaml
+
     loader = yaml.SafeLoader(text)
     try:
         # Compose first: aliases are still shared nodes there, so an alias bomb ("billion laughs") or a
@@ -744,6 +748,8 @@ def parse(text: str, path: str = CONFIG_FILE) -> Config:
 
 def _check_expansion(root: yaml.Node | None, path: str) -> None:
     """Refuse YAML whose aliases expand past NODE_BUDGET nodes, or that contains itself."""
+    import yaml
+
     count = 0
     ancestors: set[int] = set()
     stack: list[yaml.Node] = []  # the nodes above the one being walked
@@ -822,6 +828,8 @@ def _host_pid_max() -> int | None:
 
 def check_host(cfg: Config, loop: Loop) -> None:
     """Refuse sandbox limits this machine cannot grant (run where the loop runs: the gate's host differs)."""
+    import yaml
+
     memory, pids = _host_memory_mb(), _host_pid_max()
     settings = loop.sandbox_settings
     for phase_name, phase in (("agent", settings.agent), ("evaluation", settings.evaluation)):
@@ -948,6 +956,8 @@ def _hint_for(loc: tuple[int | str, ...]) -> str | None:
 
 def _line_of(root: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
     """The 1-based line of the deepest node along loc that exists in the YAML tree."""
+    import yaml
+
     node = root
     line = root.start_mark.line + 1 if root is not None else None
     for part in loc:
@@ -970,6 +980,8 @@ def _line_of(root: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
 
 
 def _reject_duplicate_keys(node: yaml.Node | None, path: str) -> None:
+    import yaml
+
     if isinstance(node, yaml.MappingNode):
         seen: set[str] = set()
         for key_node, value_node in node.value:

@@ -21,11 +21,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
-
-import git as gitpython
-from gitdb import LooseObjectDB  # type: ignore[import-untyped]  # gitdb ships no type hints
-from gitdb.base import IStream  # type: ignore[import-untyped]
 
 from . import process, treecheck
 from .errors import GitError, PushRejectedError
@@ -103,18 +100,8 @@ class Git:
     """A repository or worktree at one path."""
 
     def __init__(self, path: str | Path, *, search_parents: bool = False) -> None:
-        try:
-            self._repo = gitpython.Repo(path, search_parent_directories=search_parents)
-        except (gitpython.InvalidGitRepositoryError, gitpython.NoSuchPathError):
-            raise GitError(
-                "rev-parse", f"{path} is not inside a git repository",
-                hint="run arl-bot from a clone of your project (git init && git commit first)",
-            ) from None
-        if self._repo.bare:
-            raise GitError("rev-parse", f"{path} is a bare repository", hint="run it in a clone")
-        self.root = Path(self._repo.working_tree_dir or path).resolve()
-        self.common_dir = Path(self._repo.common_dir).resolve()
-        self._loose: LooseObjectDB | None = None
+        self.root, self.common_dir = _locate(Path(path), search_parents)
+        self._loose: Any = None  # gitdb's LooseObjectDB, made when the first object is written
         self._config: list[tuple[str, str, str]] | None = None  # (scope, key, value), read when first needed
         self._attributes_in_tree = True  # until hazards() has looked: whether a `.gitattributes` is in the tree
         self._gitlinks: dict[str, list[str]] = {}
@@ -210,6 +197,10 @@ class Git:
 
     def _store(self, kind: bytes, data: bytes) -> str:
         # gitdb's loose-object writer runs in-process; GitPython's own odb spawns `git hash-object`.
+        # Imported here: commands that only read (`results`) never pay for it.
+        from gitdb import LooseObjectDB  # type: ignore[import-untyped]  # gitdb ships no type hints
+        from gitdb.base import IStream  # type: ignore[import-untyped]
+
         if self._loose is None:
             self._loose = LooseObjectDB(str(self.common_dir / "objects"))
         stream = self._loose.store(IStream(kind, len(data), BytesIO(data)))
@@ -567,6 +558,35 @@ class Git:
     def push(self, remote: str, refspecs: list[str]) -> None:
         """Push refspecs atomically and never by force: all land or none do."""
         self.run("push", "--quiet", "--atomic", "--porcelain", remote, *refspecs)
+
+
+def _locate(path: Path, search_parents: bool) -> tuple[Path, Path]:
+    """(work tree root, common git dir) of the repository at path, as git itself finds them.
+
+    One `git rev-parse` (reading config runs nothing; the forced config applies as everywhere) rather
+    than GitPython's Repo, whose import alone runs `git version` and costs ~40 ms of every command's start.
+    """
+    not_repo = GitError("rev-parse", f"{path} is not inside a git repository",
+                        hint="run arl-bot from a clone of your project (git init && git commit first)")
+    if not path.is_dir():
+        raise not_repo
+    # GIT_DIR left over from a calling git would override path: the path given decides, as GitPython's Repo did.
+    env = {k: v for k, v in os.environ.items() if not SECRET_NAME.search(k) and k != "GIT_DIR"}
+    env.update(SAFE_ENV)
+    env.pop("GIT_CONFIG_PARAMETERS", None)
+    env.update(config_env(list(SAFE_CONFIG), env))
+    if not search_parents:  # this folder or nothing: git stops before its parent
+        parent = str(path.resolve().parent)
+        env["GIT_CEILING_DIRECTORIES"] = os.pathsep.join(filter(None, (env.get("GIT_CEILING_DIRECTORIES"), parent)))
+    done = subprocess.run(["git", "--no-pager", "rev-parse", "--is-bare-repository", "--path-format=absolute",
+                           "--git-common-dir", "--show-toplevel"], cwd=path, env=env, stdin=subprocess.DEVNULL,
+                          capture_output=True)
+    lines = done.stdout.decode("utf-8", "surrogateescape").splitlines()
+    if done.returncode != 0 or len(lines) != 3:
+        if lines[:1] == ["true"]:
+            raise GitError("rev-parse", f"{path} is a bare repository", hint="run it in a clone")
+        raise not_repo
+    return Path(lines[2]).resolve(), Path(lines[1]).resolve()
 
 
 def _gitdir_line(dot_git: Path) -> Path | None:
