@@ -51,6 +51,28 @@ def lookup(data: dict[str, Any], key: str) -> Any:
     return node
 
 
+def missing(data: dict[str, Any], keys: list[str]) -> list[str]:
+    """The dotted keys that are not in data (a key whose value is null is there)."""
+    absent = []
+    for key in keys:
+        node: Any = data
+        for part in key.split("."):
+            if not isinstance(node, dict) or part not in node:
+                absent.append(key)
+                break
+            node = node[part]
+    return absent
+
+
+def keys(data: dict[str, Any], prefix: str = "") -> list[str]:
+    """Every leaf's dotted key, in file order."""
+    out: list[str] = []
+    for name, value in data.items():
+        dotted = f"{prefix}{name}"
+        out += keys(value, f"{dotted}.") if isinstance(value, dict) and value else [dotted]
+    return out
+
+
 def write(path: Path, values: dict[str, Any], *, root: Path | None = None) -> None:
     """Set each dotted key to its value and write the file back; every other key stays as it was."""
     text = _text(path, root)

@@ -154,3 +154,22 @@ def test_yaml_exponent_without_a_dot_is_read_as_a_number() -> None:
     loop = config.parse(value_config(
         agent="{kind: optuna, params_file: model/p.yaml, space: {lr: {float: [1e-4, 1e-1], log: true}}}")).loop(None)
     assert loop.agent.space["lr"].bounds == (1e-4, 1e-1)
+
+
+def test_a_misspelt_space_key_is_refused_by_name_and_never_written(tmp_path: Path,
+                                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    from arl_bot.cli import main
+
+    typo = AGENT.replace("y: {int: [0, 10]}", "yy: {int: [0, 10]}")
+    lab = make_lab(tmp_path, ["unused"], config_text=value_config(agent=typo, budget="{experiments: 2}"),
+                   files={"eval/run.py": OBJECTIVE, "model/params.json": json.dumps(PARAMS, indent=2) + "\n"})
+    assert main(["run", "--repo", str(lab.root), "--dry-run"]) == 1
+    err = capsys.readouterr().err
+    assert "agent.space key 'yy' is not in model/params.json" in err and "the file has x, y, act, note" in err
+    from arl_bot.store import RecordStore
+
+    record = RecordStore(lab.repo, "demo").load()
+    assert record is not None and [a.status for a in record.attempts] == ["baseline"]
+    assert record.stop_reason is not None and "agent.space key 'yy' is not in model/params.json" in record.stop_reason
+    on_branch = json.loads(lab.git("show", "autoresearch/demo:model/params.json"))
+    assert on_branch == PARAMS  # no new key was added

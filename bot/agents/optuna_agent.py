@@ -141,6 +141,14 @@ class OptunaAgent(Agent):
         space = dict(config.space)
         path = task.tree / config.params_file
         current = paramfile.read(path, root=task.tree)
+        absent = paramfile.missing(current, list(space))
+        if absent:  # writing it would add a new key nothing reads, and the search would measure noise
+            there = paramfile.keys(current)
+            raise paramfile.ParamFileError(
+                f"agent.space key{'s' if len(absent) > 1 else ''} {', '.join(map(repr, absent))} "
+                f"{'are' if len(absent) > 1 else 'is'} not in {config.params_file}",
+                hint=f"fix the spelling under `space:` (the file has {', '.join(there[:12]) or 'no keys'}"
+                     f"{', ...' if len(there) > 12 else ''}), or add the key to the file on the base branch")
         trials, skipped = feedback(task.history, space, task.parent, current)
         fed = Fed(skipped=skipped)
         for past in trials:
