@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .config import Budget, Metric
+from .record import Status
 
 
 @dataclass
@@ -18,7 +19,7 @@ class RunState:
     crashes: int = 0  # consecutive crashes
     elapsed_s: float = 0.0
 
-    def count(self, status: str, cost_usd: float) -> None:
+    def count(self, status: Status, cost_usd: float) -> None:
         """Update the counters after one attempt."""
         self.experiments += 1
         self.cost_usd += cost_usd

@@ -26,7 +26,7 @@ from .git import Git
 from .globs import matches_any
 from .lock import LoopLock
 from .measurer import Measurer
-from .record import Attempt, Meta, Note, Record
+from .record import Attempt, Meta, Note, Record, Status
 from .sandbox import Sandbox, choose_sandbox
 from .store import RecordStore
 from .strategy import Plan, Strategy
@@ -208,7 +208,7 @@ class Session:
             else:  # a new base: measured like a first baseline (noise, holdout) with the new base's files
                 self._restore_protected(tree, base)
                 m, measured = self.measurer.baseline(tree.root, base)
-            status = "keep" if base is None else "baseline"
+            status: Status = "keep" if base is None else "baseline"
             common = dict(experiment=number, metric=m.metric, description=description, parent=head,
                           best_before=best, seeds=m.per_seed, mode=mode, started_at=now(), eval_s=m.duration_s,
                           eval_log=m.log, run_id=self.run_id,
@@ -432,10 +432,10 @@ class Session:
         patch = tree.staged_patch(start) if changes else ""
         self._proposal = (start, result, [c.path for c in changes], patch)
 
-        def finish(status: str, reason: str, measurement: Measurement | None = None,
+        def finish(status: Status, reason: str, measurement: Measurement | None = None,
                    sha: str | None = None, measured: dict[str, object] | None = None) -> Attempt:
             attempt = Attempt(
-                experiment=number, status=status,  # type: ignore[arg-type]
+                experiment=number, status=status,
                 metric=measurement.metric if measurement else None,
                 description=result.description, parent=start, sha=sha, best_before=best,
                 seeds=measurement.per_seed if measurement else {}, reason=reason, mode=mode,

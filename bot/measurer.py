@@ -17,7 +17,7 @@ from . import diagnose, noise
 from .config import Loop
 from .evaluate import Evaluator, Measurement, SeedResult, get_evaluator
 from .git import Git
-from .record import Attempt, Record
+from .record import Attempt, Record, Status
 from .services import ServiceError, Services, ServiceSandbox
 from .trusted import export_trusted
 
@@ -34,7 +34,7 @@ HOLDOUT_LOG_CHARS = 4_000  # of a failed holdout run's log, printed to the conso
 class Verdict:
     """A measured candidate and what the keep rule (and the holdout) made of it."""
 
-    status: str  # keep | discard | crash
+    status: Status  # keep | discard | crash
     reason: str
     measurement: Measurement
     extra: dict[str, Any] = field(default_factory=dict)  # goes into Attempt.extra
@@ -175,14 +175,15 @@ class Measurer:
                                noise=sigma, min_delta=metric.min_delta, k=self.loop.keep.k,
                                level=self.loop.keep.confidence)
         extra["keep"] = {**decision.as_dict(), "sigma": sigma}
-        status, reason = ("keep" if decision.keep else "discard"), decision.reason
+        status: Status = "keep" if decision.keep else "discard"
+        reason = decision.reason
         if decision.keep and bound.holdout is not None:
             status, reason, extra["holdout"] = self._gate(bound.holdout, tree, record, scratch, reason)
         extra.update(self._samples([measurement], kept=status == "keep"))
         return Verdict(status, reason, measurement, extra)
 
     def _gate(self, holdout: Evaluator, tree: Path, record: Record, scratch: Path,
-              reason: str) -> tuple[str, str, dict[str, Any]]:
+              reason: str) -> tuple[Status, str, dict[str, Any]]:
         """Run the holdout for a would-be keep; with `must_not_worsen`, a worse holdout turns it down.
 
         The reason says that the holdout turned a keep down, never by how much: reasons reach the agent.

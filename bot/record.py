@@ -8,11 +8,11 @@ import json
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, get_args
 
-Status = Literal["baseline", "keep", "discard", "crash", "invalid", "interrupted"]
-STATUSES: tuple[str, ...] = ("baseline", "keep", "discard", "crash", "invalid", "interrupted")
-KEPT: tuple[str, ...] = ("baseline", "keep")  # statuses that move the research branch
+Status = Literal["baseline", "keep", "discard", "crash", "invalid", "interrupted"]  # an attempt's outcome
+STATUSES: tuple[Status, ...] = get_args(Status)
+KEPT: tuple[Status, ...] = ("baseline", "keep")  # statuses that move the research branch
 S = TypeVar("S")
 
 
@@ -318,7 +318,7 @@ class Record:
                 return None
         return None
 
-    def counts(self) -> dict[str, int]:
+    def counts(self) -> dict[Status, int]:
         """Attempts by status."""
         return dict(self._tally().counts)
 

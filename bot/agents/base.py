@@ -10,7 +10,7 @@ from typing import ClassVar
 from pydantic import Field
 
 from ..config import AgentConfig, Loop, PriceConfig, open_model, plugin_options
-from ..record import Attempt
+from ..record import Attempt, Status
 from ..registry import load_plugin
 from ..sandbox import Sandbox
 
@@ -77,7 +77,7 @@ class Agent(ABC):
     def propose(self, task: AgentTask) -> AgentResult:
         """Change task.tree in place and say what was tried."""
 
-    def observe(self, experiment: int, status: str, metric: float | None) -> None:  # noqa: B027
+    def observe(self, experiment: int, status: Status, metric: float | None) -> None:  # noqa: B027
         """Hear how an experiment ended (agents that learn, like optuna, override this)."""
 
 
