@@ -406,8 +406,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point: map ArlError to its exit code and a message that says what to do."""
     args = build_parser().parse_args(argv)
     handler: Handler = args.handler
+    from .pipes import unbroken
+
     try:
-        return handler(args)
+        with unbroken():  # `arl-bot eval | head`: the output stops, the command does not
+            return handler(args)
     except ArlError as exc:
         print(f"arl-bot: error: {terminal_text(str(exc))}", file=sys.stderr)  # errors can quote agent text
         return exc.exit_code

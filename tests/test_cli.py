@@ -264,3 +264,22 @@ def test_an_uncommitted_config_is_used_and_the_run_says_so(tmp_path: Path) -> No
     assert len(attempts) == 2  # the checkout's budget of one experiment was in force, not the committed five
     lab.commit_all("budget of one")
     assert "as it is in your checkout" not in arl(lab, "run", "--dry-run").stderr
+
+
+def test_a_closed_pipe_stops_the_output_not_the_command(tmp_path: Path) -> None:
+    lab = make_lab(tmp_path, ["8", "9", "7"])
+    # `arl-bot eval | head`: the reader is gone before the JSON is printed
+    proc = subprocess.Popen([*ARL, "eval"], cwd=lab.root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()
+    err = proc.stderr.read()
+    assert proc.wait(timeout=60) == 0 and "Traceback" not in err and "BrokenPipe" not in err, err
+    # `arl-bot run 2>&1 | head`: progress and the PR body have nowhere to go; every experiment still runs
+    proc = subprocess.Popen([*ARL, "run", "--dry-run"], cwd=lab.root, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    assert proc.stdout is not None
+    proc.stdout.close()
+    assert proc.wait(timeout=120) == 0
+    record = RecordStore(lab.repo, "demo").load()
+    assert record is not None and [a.status for a in record.attempts] == [
+        "baseline", "keep", "discard", "keep", "discard", "discard"]
