@@ -280,10 +280,13 @@ def cmd_init(args: argparse.Namespace) -> int:
     from .initcmd import init
 
     root = Path(args.repo or ".").resolve()
-    written, skipped = init(root, args.loop or args.task or "main", task=args.task, action_ref=args.action_ref,
-                            workflow_only=args.workflow_only)
+    placeholders: list[str] = []
+    written, skipped = init(root, args.loop, task=args.task, action_ref=args.action_ref,
+                            workflow_only=args.workflow_only, notes=placeholders)
     for path in written:
         print(f"wrote {path.relative_to(root)}")
+    for note in placeholders:
+        print(f"placeholder: {note}")
     if skipped:
         print(f"arl-bot: note: {skipped}", file=sys.stderr)
     if args.workflow_only:

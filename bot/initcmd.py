@@ -20,6 +20,17 @@ SOURCE_COMMIT = "SOURCE_COMMIT"  # templates/SOURCE_COMMIT: the release workflow
 ACTION_MARK = "ARL_BOT_ACTION"  # in templates/workflow.yml: replaced by owner/name@<sha>
 VERSION_MARK = "ARL_BOT_VERSION"  # replaced by v<version>, the comment beside the pin
 SHA = re.compile(r"[0-9a-f]{40}")
+EDITABLE_GUESSES = (("train.py", "train.py"), ("model.py", "model.py"), ("main.py", "main.py"),
+                    ("src/**", "src"))  # (glob, the path whose presence picks it), first found wins
+EVAL_SCRIPT = "eval/run.py"
+EVAL_PLACEHOLDER = '''"""A placeholder written by `arl-bot init`: replace it with your evaluation (protected)."""
+
+import sys
+
+sys.exit("eval/run.py is a placeholder written by `arl-bot init`: replace it with the evaluation that scores "
+         "your project. It gets --seed N and must print one line `val_loss: <number>` (the metric named in "
+         ".autoresearch.yml), or change `evaluate.command` there to a command that does.")
+'''
 GITHUB_URL = re.compile(r"^(?:git\+)?https://github\.com/([\w.-]+/[\w.-]+?)(?:\.git)?/?$")
 
 
@@ -100,18 +111,60 @@ def workflow(action_ref: str | None = None) -> str:
     return text.replace(ACTION_MARK, f"{pinned[0]}@{pinned[1]}").replace(VERSION_MARK, f"v{__version__}")
 
 
-def init(root: Path, loop: str = "main", task: str | None = None, *, action_ref: str | None = None,
-         workflow_only: bool = False) -> tuple[list[Path], str]:
+def loop_name(root: Path) -> str:
+    """A loop name from the repository's folder (`My_Project` -> `my-project`), else `research`.
+
+    Not `main`: that is the base branch's usual name, and `autoresearch/main` beside `main` misleads.
+    """
+    name = re.sub(r"[^a-z0-9]+", "-", root.name.lower()).strip("-")[:40].strip("-")
+    return name if name and LOOP_NAME.match(name) and name != "main" else "research"
+
+
+def scaffold(root: Path) -> tuple[dict[str, str], dict[Path, str], list[str]]:
+    """The template's values from what the repository has; placeholder files; notes on what is a placeholder.
+
+    The editable files are the first of EDITABLE_GUESSES that exists. An evaluation that is not there
+    gets a placeholder eval/run.py that fails saying what to write, never a config pointing at nothing.
+    """
+    values: dict[str, str] = {}
+    extra: dict[Path, str] = {}
+    notes: list[str] = []
+    found = next((glob for glob, path in EDITABLE_GUESSES if (root / path).exists()), None)
+    if found is not None:
+        values["editable"] = f'"{found}"'
+        values["editable_note"] = "globs the agent may change (everything else is off limits)"
+    else:
+        values["editable"] = '"train.py"'
+        values["editable_note"] = "PLACEHOLDER: no train.py here; list the files the agent may change"
+        notes.append("editable: no train.py, model.py, main.py or src/ here; set `editable:` to the files "
+                     "the agent may change")
+    values["evaluate_note"] = "prints a line `val_loss: <number>`"
+    if not (root / EVAL_SCRIPT).exists():
+        extra[root / EVAL_SCRIPT] = EVAL_PLACEHOLDER
+        values["evaluate_note"] = f"PLACEHOLDER: {EVAL_SCRIPT} fails until you write it"
+        notes.append(f"{EVAL_SCRIPT}: a placeholder that fails (see `arl-bot eval`) until you replace it with "
+                     "the evaluation that scores your project")
+    return values, extra, notes
+
+
+def init(root: Path, loop: str | None = None, task: str | None = None, *, action_ref: str | None = None,
+         workflow_only: bool = False, notes: list[str] | None = None) -> tuple[list[Path], str]:
     """Write the starter files into root (a built-in task's lab when task is set); refuse to overwrite any.
 
-    Returns the paths written and, when the workflow could not be pinned, why it was left out.
+    Returns the paths written and, when the workflow could not be pinned, why it was left out; notes
+    (when given) receives what was left as a placeholder for the user to fill in.
     """
+    loop = loop or task or loop_name(root)
     if not LOOP_NAME.match(loop):
         raise ArlError(f"loop name {loop!r} must be lowercase letters, digits and '-'")
     files: dict[Path, str] = {}
-    if not workflow_only:
-        files[root / CONFIG_FILE] = template("autoresearch.yml").format(loop=loop)
+    if not workflow_only and task is None:
+        values, extra, said = scaffold(root)
+        files[root / CONFIG_FILE] = template("autoresearch.yml").format(loop=loop, **values)
         files[root / "AGENT.md"] = template("AGENT.md").format(loop=loop)
+        files.update(extra)
+        if notes is not None:
+            notes.extend(said)
     skipped = ""
     try:
         files[root / WORKFLOW_FILE] = workflow(action_ref)

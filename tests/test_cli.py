@@ -283,3 +283,27 @@ def test_a_closed_pipe_stops_the_output_not_the_command(tmp_path: Path) -> None:
     record = RecordStore(lab.repo, "demo").load()
     assert record is not None and [a.status for a in record.attempts] == [
         "baseline", "keep", "discard", "keep", "discard", "discard"]
+
+
+def test_init_scaffolds_from_what_the_repository_has_and_placeholders_fail_helpfully(tmp_path: Path) -> None:
+    bare = tmp_path / "My_Project"
+    bare.mkdir()
+    git(bare, "init", "--quiet", "--initial-branch=main")
+    out = arl(bare, "init").stdout
+    assert "placeholder: editable:" in out and "placeholder: eval/run.py" in out
+    text = (bare / ".autoresearch.yml").read_text()
+    assert "  my-project:" in text and "PLACEHOLDER" in text  # named after the folder, never `main`
+    evaluated = arl(bare, "eval", check=False)
+    assert evaluated.returncode == 1
+    assert "eval/run.py is a placeholder written by `arl-bot init`" in json.loads(evaluated.stdout)["log_tail"]
+
+    lab = tmp_path / "lab"
+    (lab / "eval").mkdir(parents=True)
+    (lab / "model.py").write_text("WIDTH = 3\n")
+    (lab / "eval" / "run.py").write_text("print('val_loss: 1.0')\n")
+    git(lab, "init", "--quiet", "--initial-branch=main")
+    out = arl(lab, "init", "--loop", "fit").stdout
+    assert "placeholder" not in out
+    text = (lab / ".autoresearch.yml").read_text()
+    assert 'editable: ["model.py"]' in text and "PLACEHOLDER" not in text
+    assert (lab / "eval" / "run.py").read_text() == "print('val_loss: 1.0')\n"  # the user's own, untouched
