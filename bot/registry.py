@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+import sys
 from importlib import import_module
-from importlib.metadata import entry_points
+from importlib.metadata import EntryPoint, entry_points
 from typing import Any, TypeVar
 
 from .errors import PluginError
@@ -17,14 +19,25 @@ GROUP_WORDS = {
 }
 
 
+def _registered(group: str) -> tuple[EntryPoint, ...]:
+    return _scan(group, tuple(sys.path))
+
+
+@functools.lru_cache(maxsize=64)
+def _scan(group: str, path: tuple[str, ...]) -> tuple[EntryPoint, ...]:
+    # Reading every installed distribution's metadata takes milliseconds, and one config load asks for each
+    # loop's agent, evaluator and sandbox; keyed by sys.path, a folder added to it (a test's plugin) is seen.
+    return tuple(entry_points(group=group))
+
+
 def available(group: str) -> list[str]:
     """Names registered in an entry-point group."""
-    return sorted(ep.name for ep in entry_points(group=group))
+    return sorted(ep.name for ep in _registered(group))
 
 
 def load_plugin(group: str, name: str) -> Any:
     """The class registered as name, or a `module:Class` / `path/to/file.py:Class` reference."""
-    for ep in entry_points(group=group):
+    for ep in _registered(group):
         if ep.name == name:
             return ep.load()
     if ":" in name:
