@@ -75,7 +75,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         print("=" * 30 + " pull-request body (dry run: not posted) " + "=" * 30)
         print(terminal_text(render(record, ctx)))
     best = record.best
-    print(f"{loop.name}: {len(summary.attempts)} attempts this run, {summary.kept} kept; "
+    tried = len(summary.attempts)
+    print(f"{loop.name}: {tried} attempt{'' if tried == 1 else 's'} this run, {summary.kept} kept; "
           f"best {loop.metric.name} = {best.metric if best else None}; stopped: {terminal_text(summary.reason)}",
           file=sys.stderr)
     print(f"research branch: {loop.branch}   history: arl-bot results --loop {loop.name}", file=sys.stderr)
@@ -140,6 +141,9 @@ def cmd_results(args: argparse.Namespace) -> int:
             raise ArlError(f"loop {name!r} has no experiment {args.diff}",
                            hint=f"experiments run from 0 to {record.next_experiment - 1}")
         patch = store.diff(args.diff)
+        if not patch:  # say why, rather than print nothing
+            print(f"arl-bot: {results.no_diff(record, args.diff)}", file=sys.stderr)
+            return 0
         # The agent wrote these lines: a terminal gets them inert, a pipe or file gets the patch as it is.
         sys.stdout.write(terminal_text(patch) if sys.stdout.isatty() else patch)
         return 0

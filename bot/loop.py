@@ -338,6 +338,7 @@ class Session:
         record, tree = self._ready()
         number = record.next_experiment
         head = self._head()
+        started_at = now()  # before the measurement: the record's started_at is when an attempt began
         self._mark_inflight(number, "baseline")
         self._restore_protected(tree, record.meta.base_sha)  # a baseline too is judged by the base's code
         self._phase(number, "evaluating baseline")
@@ -358,7 +359,7 @@ class Session:
             experiment=number, status="baseline" if ok else "crash", metric=measurement.metric,
             description=description, parent=head, sha=head if ok else None,
             seeds=measurement.per_seed, reason=reason, mode="baseline",
-            started_at=now(), eval_s=measurement.duration_s, eval_log=measurement.log, run_id=self.run_id,
+            started_at=started_at, eval_s=measurement.duration_s, eval_log=measurement.log, run_id=self.run_id,
             extra=measured,
         )
         tree.reset_hard(head)

@@ -24,12 +24,17 @@ def guard_seconds(attempt: Attempt) -> float | None:
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
+def _rounded(delta: float | None) -> float | None:
+    """A difference of two floats to 12 significant digits: -0.03816, not -0.03815999999999997."""
+    return None if delta is None else float(f"{delta:.12g}")
+
+
 def as_rows(record: Record) -> list[dict[str, object]]:
     """One flat dict per attempt with the columns people ask for first."""
     rows: list[dict[str, object]] = []
     for a in record.attempts:
         rows.append({"experiment": a.experiment, "status": a.status, "metric": a.metric,
-                     "delta": a.delta, "sha": a.sha or "", "cost_usd": a.cost_usd,
+                     "delta": _rounded(a.delta), "sha": a.sha or "", "cost_usd": a.cost_usd,
                      "description": a.description, "reason": a.reason, "guard_s": guard_seconds(a),
                      "numbers": numbers_text(a)})
     return rows
@@ -146,3 +151,13 @@ def as_karpathy(record: Record) -> str:
             _flat(text),  # one line, no tabs: a tab would shift every later column
         )))
     return "\n".join(lines) + "\n"
+
+
+def no_diff(record: Record, experiment: int) -> str:
+    """Why an experiment has no diff to print (`results --diff N`)."""
+    attempt = record.attempt(experiment)
+    if attempt is not None and attempt.status == "baseline":
+        return (f"experiment {experiment} is a baseline: it measured the branch as it was "
+                f"({(attempt.sha or '')[:8]}) and changed nothing")
+    status = attempt.status if attempt is not None else "unknown"
+    return f"experiment {experiment} ({status}) recorded no change: {attempt.reason if attempt else ''}".rstrip(": ")

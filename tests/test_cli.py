@@ -307,3 +307,25 @@ def test_init_scaffolds_from_what_the_repository_has_and_placeholders_fail_helpf
     text = (lab / ".autoresearch.yml").read_text()
     assert 'editable: ["model.py"]' in text and "PLACEHOLDER" not in text
     assert (lab / "eval" / "run.py").read_text() == "print('val_loss: 1.0')\n"  # the user's own, untouched
+
+
+def test_small_things_in_results_read_as_meant(tmp_path: Path) -> None:
+    from datetime import datetime
+
+    from tests.noisy_lab import noisy_config, noisy_lab
+
+    log = tmp_path / "eval.log"
+    lab = noisy_lab(tmp_path, ["9.9"], noisy_config(
+        seeds="[1]", budget="{experiments: 1}", command=f"{sys.executable} eval/run.py --seed {{seed}} --log {log}"))
+    ran = arl(lab, "run", "--dry-run")
+    assert "demo: 2 attempts this run" in ran.stderr
+    attempts = json.loads(arl(lab, "results", "--json").stdout)["attempts"]
+    began = datetime.strptime(attempts[0]["started_at"], "%Y-%m-%dT%H:%M:%S.%fZ").timestamp() - time.timezone
+    first_eval = float(log.read_text().split()[1])
+    assert began <= first_eval  # the baseline's started_at is when it began, not when its evaluation ended
+    delta = attempts[1]["metric"] - attempts[0]["metric"]
+    tsv = arl(lab, "results", "--format", "tsv").stdout.splitlines()[2].split("\t")
+    assert tsv[3] == f"{delta:.12g}" and len(tsv[3]) <= 16  # not the float's rounding error
+    baseline = arl(lab, "results", "--diff", "0")
+    assert baseline.stdout == "" and "experiment 0 is a baseline: it measured the branch as it was" in baseline.stderr
+    assert "demo: 1 attempt this run" in arl(lab, "run", "--dry-run").stderr  # the baseline stands
