@@ -117,8 +117,8 @@ def plugin_options(model: type[M], given: BaseModel | dict[str, Any], key: str) 
 
     Registered plugins' options were already checked at load; this checks a `module:Class` plugin's, at run start.
     """
-    if isinstance(given, model):
-        return given
+    if isinstance(given, model) and not (given.model_extra and model.model_config.get("extra") != "allow"):
+        return given  # checked at load; keys a `module:Class` plugin's section was loaded with are checked below
     data = given.model_dump(by_alias=True, exclude_unset=True) if isinstance(given, BaseModel) else given
     try:
         return model.model_validate(data)

@@ -59,6 +59,10 @@ PLUGIN = textwrap.dedent("""\
     class JailSandbox(NoSandbox):
         name = "jail"
         Options = JailOptions
+
+
+    class PlainSandbox(NoSandbox):  # declares no Options: it takes the keys every sandbox takes
+        name = "plain"
     """)
 
 ENTRY_POINTS = """\
@@ -251,6 +255,19 @@ assert len(config.parse(text).loops) == 4
 config.json_schema()
 print(sorted({m.split('.')[0] for m in sys.modules} & {'torch', 'anthropic', 'optuna', 'docker'}))
 """
+
+
+def test_a_module_class_sandboxs_keys_are_checked_when_it_loads(tmp_path: Path) -> None:
+    (tmp_path / "late_sandbox.py").write_text(PLUGIN)
+    reference = f"{tmp_path / 'late_sandbox.py'}"
+    for kind, key in ((f"{reference}:JailSandbox", "cel"), (f"{reference}:PlainSandbox", "cell")):
+        text = ANTHROPIC + f"    sandbox: {{kind: '{kind}', {key}: b}}\n"
+        loop = config.parse(text).loop(None)  # not imported to read the file
+        with pytest.raises(ConfigError) as info:
+            choose_sandbox(loop)
+        assert info.value.key == f"sandbox.{key}" and f"unknown key {key!r}" in str(info.value)
+    good = config.parse(ANTHROPIC + f"    sandbox: {{kind: '{reference}:JailSandbox', cell: b}}\n").loop(None)
+    assert choose_sandbox(good).settings.model_dump()["cell"] == "b"
 
 
 def test_reading_a_config_imports_no_heavy_library() -> None:
