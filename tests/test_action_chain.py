@@ -9,10 +9,10 @@ from tests.labs import PY, value_config
 from tests.webhooks import Result
 
 WORKFLOW_REF = "Codertocat/Hello-World/.github/workflows/autoresearch.yml@refs/heads/main"
-# An experiment takes over a second (the agent sleeps), a job may use 1.8 s: at most two experiments per job,
-# so five experiments need three jobs or more, whatever the machine's speed.
-SLOW = f'{{kind: command, command: "sleep 1; {PY} agent.py values.txt", timeout: 30}}'
-CONFIG = value_config(budget="{experiments: 5, hours: 72}", agent=SLOW) + "github:\n  job_hours: 0.0005\n"
+# An experiment takes over two seconds (the agent sleeps), a job may use 3.6 s: at most two experiments per
+# job, so five experiments need three jobs or more, whatever the machine's speed.
+SLOW = f'{{kind: command, command: "sleep 2; {PY} agent.py values.txt", timeout: 30}}'
+CONFIG = value_config(budget="{experiments: 5, hours: 72}", agent=SLOW) + "github:\n  job_hours: 0.001\n"
 
 
 def start(w: World) -> Result:
