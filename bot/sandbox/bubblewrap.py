@@ -69,9 +69,8 @@ def bwrap_args(policy: Policy, cwd: Path, *, sized: bool = True) -> list[str]:
             *size, "--tmpfs", "/dev/shm"]
     for path in _toolchain_under_tmp(policy):
         args += ["--ro-bind", str(path), str(path)]
-    for pattern in DEVICE_GLOBS:
-        for device in sorted(glob.glob(pattern)):
-            args += ["--dev-bind", device, device]
+    for device in _devices():
+        args += ["--dev-bind", device, device]
     # Order matters: later mounts cover earlier ones, so writable paths come after the private /tmp
     # and read-only exceptions after the writable paths that contain them.
     for path in policy.readable:
@@ -117,6 +116,12 @@ def _supports_size(bwrap: str) -> bool:
     return match is not None and (int(match.group(1)), int(match.group(2))) >= (0, 5)
 
 
+@functools.cache
+def _devices() -> tuple[str, ...]:
+    """The accelerator device nodes, looked for once per process (a driver does not come and go between phases)."""
+    return tuple(device for pattern in DEVICE_GLOBS for device in sorted(glob.glob(pattern)))
+
+
 def _toolchain_under_tmp(policy: Policy) -> list[Path]:
     """Interpreters and PATH folders that live under /tmp, which the private /tmp would hide.
 
@@ -129,6 +134,8 @@ def _toolchain_under_tmp(policy: Policy) -> list[Path]:
     candidates = [sys.prefix, sys.base_prefix, policy.env.get("VIRTUAL_ENV", ""), os.getcwd(),
                   str(Path(arl_bot.__file__).parent), str(Path(arl_bot.backends.__file__).parent),
                   *policy.env.get("PATH", "").split(os.pathsep)]
+    # Resolved anew for every phase, never remembered: a link swapped since the last phase must not
+    # carry a bind to wherever it now points.
     found: list[Path] = []
     for text in candidates:
         if not text:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shutil
 import signal
@@ -22,6 +23,7 @@ STALE_S = 300  # an empty cgroup this old belongs to no run starting right now
 JOIN = 'while [ "$1" != -- ]; do echo $$ > "$1" || exit 125; shift; done; shift; exec "$@"'
 WATCH_S = 0.1  # the shortest time between two looks at the writable folders' size
 MAX_ENTRIES = 1_000_000  # files and folders the writable folders may hold (each look walks them all)
+KILL_WAIT_S = 1.0  # how long a phase's cgroup is emptied for before it is left (and swept by a later bot)
 
 
 class Confinement:
@@ -127,8 +129,13 @@ class Confinement:
         self.version[controller] = version
 
 
+@functools.cache
 def _own_cgroup(controller: str) -> tuple[Path, int] | None:
-    """The directory of the bot's own cgroup for controller, and the cgroup version, if writable."""
+    """The directory of the bot's own cgroup for controller, and the cgroup version, if writable.
+
+    Looked up once per process: the bot stays in its cgroup, and each phase would otherwise read
+    /proc/self/cgroup and probe the hierarchy again.
+    """
     try:
         lines = Path("/proc/self/cgroup").read_text().splitlines()
     except OSError:
@@ -166,21 +173,32 @@ def _counter(path: Path, key: str) -> int:
 
 def _kill_all(group: Path) -> None:
     """SIGKILL whatever is still in the cgroup (normally nothing: the pid namespace took it along)."""
-    for _ in range(50):
+    # Processes of the ended pid namespace are usually still leaving the cgroup when the phase returns:
+    # look again soon, then less often (a fixed 20 ms wait cost most phases 20 ms); give up after KILL_WAIT_S.
+    deadline = time.monotonic() + KILL_WAIT_S
+    pause = 0.0005
+    while True:
         try:
             pids = [int(p) for p in (group / "cgroup.procs").read_text().split()]
         except OSError:
             return
-        if not pids:
+        if not pids or time.monotonic() > deadline:
             return
         for pid in pids:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
-        time.sleep(0.02)
+        time.sleep(pause)
+        pause = min(pause * 2, 0.02)
+
+
+_swept: set[Path] = set()  # parents swept by this process: what a killed bot left is there before we start
 
 
 def _sweep(parent: Path) -> None:
-    """Remove empty cgroups left by a bot that was killed before it could clean up."""
+    """Remove empty cgroups left by a bot that was killed before it could clean up (once per process)."""
+    if parent in _swept:
+        return
+    _swept.add(parent)
     cutoff = time.time() - STALE_S
     for stale in parent.glob(f"{PREFIX}*"):
         with contextlib.suppress(OSError):  # not empty: in use by a run going on right now
