@@ -1,0 +1,61 @@
+"""process.run: the whole group ends with the run, and a group left only with zombies is not waited for."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+from arl_bot import process
+
+from tests.labs import running
+
+# Makes this interpreter the subreaper of its descendants, so an orphan becomes *its* zombie (it never reaps
+# it), as under a PID 1 that never reaps; then runs argv through process.run and counts kill_group's waits.
+ORPHANS = textwrap.dedent("""\
+    import ctypes, json, os, sys
+    from arl_bot import process
+    PR_SET_CHILD_SUBREAPER = 36
+    assert ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1) == 0
+    waits = []
+    real_sleep = process.time.sleep
+    process.time.sleep = lambda s: (waits.append(s), real_sleep(s))[1]
+    result = process.run(sys.argv[1:], cwd=".", env=dict(os.environ), timeout=30)
+    print(json.dumps({"code": result.returncode, "waits": len(waits)}))
+    """)
+
+
+def run_orphaning(tmp_path: Path, script: str) -> dict[str, int]:
+    """Run `sh -c script` through process.run under a subreaper that never reaps; its code and waits."""
+    done = subprocess.run([sys.executable, "-c", ORPHANS, "/bin/sh", "-c", script], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=60, check=True)
+    result: dict[str, int] = json.loads(done.stdout.splitlines()[-1])
+    return result
+
+
+def test_a_group_left_only_with_zombies_ends_without_waiting_out_the_grace(tmp_path: Path) -> None:
+    # The background child exits at once; its parent exits without reaping it, and nothing else will.
+    result = run_orphaning(tmp_path, "(true &); exit 0")
+    assert result["code"] == 0
+    # The grace period is KILL_GRACE_S in 10 ms steps (80 waits); a group of zombies needs none of them.
+    assert result["waits"] <= 1
+
+
+def test_a_live_member_that_ignores_sigterm_is_still_killed_beside_zombies(tmp_path: Path) -> None:
+    pidfile = tmp_path / "pid"
+    result = run_orphaning(tmp_path, f"(true &); (trap '' TERM; sleep 60 & echo $! > {pidfile}; wait) & "
+                                     f"while [ ! -s {pidfile} ]; do :; done; exit 0")
+    assert result["code"] == 0
+    assert result["waits"] > 1  # it waited for the live one, as for any group member
+    assert not running(int(pidfile.read_text()))  # and SIGKILL ended it
+
+
+def test_a_background_child_does_not_outlive_a_clean_run(tmp_path: Path) -> None:
+    pidfile = tmp_path / "pid"
+    result = process.run(["/bin/sh", "-c", f"sleep 60 & echo $! > {pidfile}; exit 0"], cwd=tmp_path,
+                         env=dict(os.environ), timeout=30)
+    assert result.ok
+    assert not running(int(pidfile.read_text()))
