@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .noise import gain
+from .noise import baseline_advice, gain
 from .record import Attempt, Record
 
 HOLDOUT_ROWS = 10  # kept states shown beside their holdout score
@@ -87,6 +87,9 @@ def section(record: Record) -> list[str]:
     warning = divergence(record)
     if warning is not None:
         out += [f"> [!WARNING]\n> {warning.message(record.meta.metric)}", ""]
+    advice = _noise_advice(record)
+    if advice:  # the same words the console printed at the baseline
+        out += [f"> [!WARNING]\n> {advice[0].upper()}{advice[1:]}.", ""]
     if facts:
         out += ["| | |", "| --- | --- |", *[f"| {k} | {v} |" for k, v in facts]]
     if holdout:
@@ -114,6 +117,19 @@ class _Seen:
             self.cut += 1
             self.cut_runs += len(attempt.extra["skipped_seeds"])
             self.saved_s += _number(attempt.extra.get("saved_eval_s")) or 0.0
+
+
+def _noise_advice(record: Record) -> str | None:
+    """noise.baseline_advice for the latest keep decision (its rule, its threshold: min_delta under mean)."""
+    seen = record.fold("measurement_view", _Seen, _Seen.add)
+    if seen.last is None or seen.noisy is None:
+        return None
+    keep, measured = seen.last.extra["keep"], seen.noisy.extra["noise"]
+    sigma, threshold = _number(measured.get("sigma")), _number(keep.get("threshold"))
+    if sigma is None or threshold is None:
+        return None
+    runs = sum(len(r) for r in measured.get("runs", []) if isinstance(r, list))
+    return baseline_advice(str(keep.get("rule")), runs, sigma, threshold)
 
 
 def _facts(record: Record) -> list[tuple[str, str]]:

@@ -184,15 +184,17 @@ def test_a_baseline_noisier_than_min_delta_under_keep_mean_is_warned_with_the_fi
 
     lab = noisy_lab(tmp_path, ["9.9"], noisy_config(budget="{experiments: 1}"))
     assert cli.main(["run", "--repo", str(lab.root), "--dry-run"]) == 0
-    err = capsys.readouterr().err
-    warning = next(line for line in err.splitlines() if "baseline's own spread" in line)
+    printed = capsys.readouterr()
+    warning = next(line for line in printed.err.splitlines() if "baseline's own spread" in line)
     assert "min_delta 0" in warning and "keep: {rule: sigma, k: 2}" in warning
+    assert "> [!WARNING]\n> The baseline's own spread" in printed.out  # the dry run's PR body says it too
     # a noise-aware rule sets its threshold from the noise: nothing to warn about
     quiet = tmp_path / "quiet"
     quiet.mkdir()
     lab = noisy_lab(quiet, ["9.9"], noisy_config(budget="{experiments: 1}", loop="keep: sigma"))
     assert cli.main(["run", "--repo", str(lab.root), "--dry-run"]) == 0
-    assert "spread" not in capsys.readouterr().err
+    quiet_printed = capsys.readouterr()
+    assert "spread" not in quiet_printed.err and "spread" not in quiet_printed.out
 
 
 @pytest.mark.unit
