@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from tests.action_world import World, world
+from tests.github_standin.git_http import GitHttpServer
 from tests.labs import PY, value_config
 from tests.webhooks import Result
 
@@ -19,12 +20,12 @@ def start(w: World) -> Result:
     return w.dispatch(loop="demo", GITHUB_ACTOR="alice", GITHUB_WORKFLOW_REF=WORKFLOW_REF)
 
 
-def replay(w: World, index: int) -> Result:
+def replay(w: World, index: int, **env: str) -> Result:
     """Run the workflow the bot dispatched, as GitHub would: a workflow_dispatch by github-actions[bot]."""
     made = w.github.dispatches()[index]
     assert made["inputs"] == {"loop": "demo"} and made["ref"] == "main" and made["workflow"] == "autoresearch.yml"
     return w.dispatch(loop=made["inputs"]["loop"], GITHUB_ACTOR="github-actions[bot]",
-                      GITHUB_WORKFLOW_REF=WORKFLOW_REF, GITHUB_RUN_ID=str(5000 + index))
+                      GITHUB_WORKFLOW_REF=WORKFLOW_REF, GITHUB_RUN_ID=str(5000 + index), **env)
 
 
 def test_a_72_hour_loop_runs_as_a_chain_of_jobs_with_no_lost_or_repeated_experiment(tmp_path: Path) -> None:
@@ -83,3 +84,27 @@ def test_without_actions_write_the_hand_over_fails_loudly_and_keeps_every_result
         record = w.record()
         assert record is not None and any(a.status != "baseline" for a in record.attempts)
         assert w.github.dispatches() == []
+
+
+def test_each_job_of_a_chain_ends_before_its_own_github_token_dies(tmp_path: Path) -> None:
+    # Every job gets its own GITHUB_TOKEN that dies 14 s after it starts, for the API and for git over HTTP;
+    # eight two-second experiments take longer than that, so only the hand-over keeps the loop from a 401.
+    config = CONFIG.replace("experiments: 5,", "experiments: 8,")
+    assert config != CONFIG
+    with world(tmp_path, config_text=config) as w, \
+            GitHttpServer(tmp_path, lambda token: w.github.valid(token) is not None) as server:
+        assert w.lab.remote is not None
+        w.lab.git("remote", "set-url", "origin", f"{server.url}/{w.lab.remote.name}")
+        jobs = [w.dispatch(loop="demo", GITHUB_ACTOR="alice", GITHUB_WORKFLOW_REF=WORKFLOW_REF,
+                           GITHUB_SERVER_URL=server.url, GITHUB_TOKEN=w.github.job_token(14.0))]
+        while len(w.github.dispatches()) == len(jobs):
+            assert jobs[-1].code == 0, jobs[-1].stdout + jobs[-1].stderr
+            jobs.append(replay(w, len(jobs) - 1, GITHUB_SERVER_URL=server.url, GITHUB_TOKEN=w.github.job_token(14.0)))
+            assert len(jobs) <= 8
+        assert jobs[-1].code == 0, jobs[-1].stdout + jobs[-1].stderr
+        assert all(status != 401 for _, _, status in server.requests)
+        assert all(e.status != 401 for e in w.github.requests)
+        w.lab.git("remote", "set-url", "origin", str(w.lab.remote))  # the test reads the remote directly
+        record = w.record()
+        assert record is not None
+        assert [a.experiment for a in record.attempts if a.status != "baseline"] == [1, 2, 3, 4, 5, 6, 7, 8]

@@ -214,6 +214,13 @@ class GitHubStandIn:
         self.add_user(f"{self.app.slug}[bot]", role="write", kind="Bot")
         return self.app
 
+    def job_token(self, lifetime_s: float) -> str:
+        """A fresh GITHUB_TOKEN for one job, dead lifetime_s from now (GitHub's: the job's end, 24 h at most)."""
+        value = f"ghs_job{next(self._mint_ids):04d}{secrets.token_hex(8)}"
+        with self._lock:
+            self.tokens[value] = Token(value, "actions", time.time() + lifetime_s)
+        return value
+
     def expire_tokens(self) -> None:
         """Every token issued so far stops working now (GITHUB_TOKEN included), as each does at its expiry."""
         with self._lock:
