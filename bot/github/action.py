@@ -16,8 +16,8 @@ from .context import Context
 from .feedback import failure
 from .gitauth import git_token
 from .outputs import Order, annotate, write_outputs
-from .tokens import AppTokens, FixedToken, TokenSource
 from .runner_check import phase_problem
+from .tokens import AppTokens, FixedToken, TokenSource
 
 PHASES = ("gate", "research", "all")
 TRUE = ("1", "true", "yes", "on")
