@@ -41,6 +41,14 @@ def exercise(standin: GitHubStandIn) -> None:
     with pytest.raises(GitHubError, match="already exists"):
         gh.create_pull(head="autoresearch/d", base="main", title="d", body="again")
     gh.set_pull_body(opened.number, "updated")
+    # GitHub's refusals of a new pull request: the Actions setting (403) and no drafts in this repository (422).
+    standin.actions_may_open_pulls = False
+    with pytest.raises(GitHubError, match="Allow GitHub Actions to create and approve pull requests"):
+        gh.create_pull(head="autoresearch/e", base="main", title="e", body="x")
+    standin.actions_may_open_pulls, standin.drafts_supported = True, False
+    with pytest.raises(GitHubError, match="Draft pull requests are not supported"):
+        gh.create_pull(head="autoresearch/e", base="main", title="e", body="x", draft=True)
+    standin.drafts_supported = True
     with pytest.raises(GitHubError, match="65536"):
         gh.set_pull_body(opened.number, "x" * 70_000)
     cid = gh.comment(issue, "on an issue")
