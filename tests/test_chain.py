@@ -59,3 +59,11 @@ def test_job_budget_defaults_follow_the_runner_and_the_token() -> None:
     assert chain.job_hours(None, "self-hosted", app_tokens=False) == 23.0
     assert chain.job_hours(None, "self-hosted", app_tokens=True) is None
     assert chain.job_hours(2.0, "github-hosted", app_tokens=False) == 2.0
+
+
+def test_a_damaged_chain_note_ends_the_chain_instead_of_crashing_the_job() -> None:
+    done = record_after_a_job(0.0, 3600, "hours: 1.00 h of 1 h used")
+    done.notes[0].data["chain"]["used_h"] = "lots"
+    assert chain.pending(done) is None
+    done.notes[0].data["chain"].update(used_h=1.0, experiments=[1])
+    assert chain.pending(done) is None

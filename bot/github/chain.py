@@ -52,14 +52,16 @@ def pending(record: Record | None) -> tuple[float, int | None] | None:
     if start is None or end is None or not isinstance(start.data.get("chain"), dict):
         return None
     chain = start.data["chain"]
-    if not chain.get("handover") or not str(end.data.get("reason", "")).startswith(HOURS_STOP):
+    if chain.get("handover") is not True or not str(end.data.get("reason", "")).startswith(HOURS_STOP):
         return None
-    used_h = float(chain.get("used_h", 0.0)) + max(0.0, (_time(end.at) - _time(start.at)) / 3600)
-    left = chain.get("experiments")
-    if isinstance(left, int):
-        done = _tried(record) - int(chain.get("tried", 0))
-        left = max(0, left - done)
-    return used_h, left if isinstance(left, int) else None
+    used, left, tried = chain.get("used_h"), chain.get("experiments"), chain.get("tried", 0)
+    try:  # anyone who may push may write the record: a damaged note ends the chain, it never crashes the job
+        used_h = float(used) + max(0.0, (_time(end.at) - _time(start.at)) / 3600)
+        if left is not None:
+            left = max(0, int(left) - (_tried(record) - int(tried)))
+    except (TypeError, ValueError):
+        return None
+    return used_h, left
 
 
 def plan(loop: Loop, record: Record | None, *, continuing: bool, job_h: float | None,
