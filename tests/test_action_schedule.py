@@ -61,6 +61,10 @@ def test_the_schedule_runs_only_due_loops(tmp_path: Path) -> None:
         ran = w.schedule(ARL_EXPERIMENTS="1")
         assert ran.code == 0, ran.stdout + ran.stderr
         assert len(w.record("demo").attempts) == 2 and len(w.record("other").attempts) == 3  # type: ignore[union-attr]
+        # A research job given no loop picks the same due loops the gate would.
+        alone = w.schedule(ARL_PHASE="research", ARL_EXPERIMENTS="1")
+        assert alone.code == 0, alone.stdout + alone.stderr
+        assert len(w.record("demo").attempts) == 2 and len(w.record("other").attempts) == 4  # type: ignore[union-attr]
 
 
 def test_due_loops_come_most_overdue_first_and_a_loop_that_never_ran_leads() -> None:

@@ -82,7 +82,7 @@ def _finished(ctx: Context, outcome: Outcome) -> str:
 
 def _default_targets(ctx: Context) -> list[Target]:
     if ctx.event.kind == "schedule":
-        return [Target(name) for name in gate.research_loops(ctx)]
+        return list(gate.on_schedule(ctx).targets)  # the loops that are due, as the gate would pick them
     return [Target(ctx.config.loop(ctx.event.loop).name)]
 
 
