@@ -49,6 +49,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     repo = _repo(args)
     cfg = _config(args, repo)
     loop = cfg.loop(args.loop)
+    if args.workers is not None:
+        loop = loop.model_copy(update={"workers": args.workers})
     config.check_host(cfg, loop)  # here, not in load(): the gate that reads the config may run elsewhere
     if not args.dry_run:
         from .dryruns import check_before_push
@@ -320,6 +322,17 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     return 0 if ok else 1
 
 
+def _positive(text: str) -> int:
+    """A count of 1 or more, for argparse (which then names the option in its message)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 1 <= value <= 64:
+        raise argparse.ArgumentTypeError(f"{value} is out of range: give 1 to 64")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser; each subcommand sets `handler`."""
     parser = argparse.ArgumentParser(prog="arl-bot", description="Autoresearch loops as pull requests.")
@@ -337,6 +350,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--remote", default="origin", help="remote to push the branch and record to")
     run.add_argument("--push-dry-runs", action="store_true",
                      help="a real run after dry runs: push their experiments too (refused without this)")
+    run.add_argument("--workers", type=_positive, metavar="N",
+                     help="experiments in flight at once (default: the loop's `workers`, else 1)")
     run.add_argument("--progress", choices=["auto", "status", "plain", "github"], default="auto",
                      help="status: a line redrawn in place (terminals); plain: one line per event; "
                           "github: plain with ::group:: folding (default: by where the output goes)")

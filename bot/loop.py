@@ -1,39 +1,52 @@
-"""One run of a research loop: baseline, then agent -> check -> evaluate -> keep or discard -> record."""
+"""One run of a research loop: baseline, then agent -> check -> evaluate -> keep or discard -> record.
+
+Where each step lives: the scheduler (scheduler.py) hands experiments to workers, one at a time or
+`workers` in flight; an experiment is planned here (strategy.py), run in its worker's worktree (the agent)
+and in a device slot (slots.py: the evaluation), decided by the measurer and the guards (a keep measured
+against a best that moved meanwhile is applied onto the new head and measured again), and recorded by
+the journal (journal.py), which numbers attempts in the order they are recorded. The research branch
+(branch.py) moves only by compare-and-swap.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 import gc
-import json
-import os
+import queue
 import shutil
 import signal
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Protocol
+from typing import Any, Protocol
 
-from . import decide, diffcheck, guards, names, noise, process, prompt, rebase, safefile, treecheck, validate
+from . import decide, diffcheck, guards, names, noise, prompt, rebase, safefile, treecheck, validate
 from .agents import Agent, AgentResult, AgentTask, get_agent
+from .branch import WORKTREES, ResearchBranch
 from .config import Config, Loop
 from .errors import ArlError, Interrupted, RecordError
 from .evaluate import Evaluator, Measurement, SeedResult, get_evaluator
 from .git import Git
-from .globs import matches_any
+from .journal import Journal
 from .lock import LoopLock
 from .measurer import Measurer
-from .record import Attempt, Meta, Note, Record, Status
+from .record import Attempt, Meta, Record, Status
 from .sandbox import Sandbox, choose_sandbox
+from .scheduler import Scheduler, start_reason
+from .slots import DeviceSandbox, Slot, SlotPool, slots_for
 from .store import RecordStore
 from .strategy import Plan, Strategy
 from .sync import Remote
 
-WORKTREES = ".arl-bot/worktrees"  # inside the checkout, hidden from `git status` by .git/info/exclude
+__all__ = ["WORKTREES", "Listener", "RunOptions", "RunSummary", "Session", "now"]
+
 INSTRUCTIONS_BYTES = 1_000_000  # a bigger instructions file is refused (it goes into every prompt)
+STALE_ROUNDS = 3  # re-measures of one stale keep before it is discarded (the branch kept moving under it)
 
 
 @dataclass(frozen=True)
@@ -74,8 +87,24 @@ class RunSummary:
 now = names.now  # UTC time as the record writes it
 
 
+@dataclass
+class _Work:
+    """One experiment on one worker, as far as it got: what an interruption still records."""
+
+    worker: int
+    number: int  # provisional: the journal gives the final number when it records the attempt
+    parent: str  # the head the experiment started from (a keep is committed on it)
+    plan: Plan
+    best: float
+    started_at: str
+    view: Record  # the record as the experiment saw it (a snapshot when workers run side by side)
+    device: str = ""
+    proposal: tuple[str, AgentResult, list[str], str] | None = None  # (start, result, files, patch)
+    patch: str | None = None  # the change as recorded, once re-applied onto a newer head
+
+
 class Session:
-    """Runs one loop in its own worktree; the user's checkout is never touched."""
+    """Runs one loop in its own worktrees; the user's checkout is never touched."""
 
     def __init__(
         self,
@@ -95,33 +124,54 @@ class Session:
         self.options = options or RunOptions()
         self.sandbox = sandbox or choose_sandbox(loop)
         self.agent = agent or get_agent(loop, self.sandbox)
+        self._shared_agent = agent is not None  # given by the caller: every worker uses that one
         self.evaluator = evaluator or get_evaluator(loop, self.sandbox)
         # seeds, noise, keep rule, holdout, services; it reports seeds to the listeners through a callback
         self.measurer = Measurer(loop, self.evaluator, on_seed=self._seed)
         self.listeners = list(listeners or [])
         self.strategy = Strategy(loop)
         self.state_dir = repo.common_dir / "autoresearch"
+        self.branch = ResearchBranch(repo, loop)
         # Not under .git: agents such as Claude Code refuse to edit anything below a .git folder.
-        self.worktree_path = repo.root / WORKTREES / loop.name
-        self.store = RecordStore(repo, loop.name)
+        self.worktree_path = self.branch.worktree_path(0)
         self.remote = None if self.options.dry_run else Remote(repo, self.options.remote, loop.name)
         self.run_id = self.options.run_id or names.run_id()
-        self.record: Record | None = None
-        self.tree: Git | None = None
-        self.warnings: list[str] = []
-        self._inflight = self.state_dir / f"{loop.name}.inflight.json"
         self._signals = _Signals()
-        # what the agent of the experiment in progress finished with: (start, result, files, patch)
-        self._proposal: tuple[str, AgentResult, list[str], str] | None = None
-        self._drifted: list[str] = []  # protected paths the branch changed outside the loop
-        self._branch_head: str | None = None  # cached: only this run moves the branch while it holds the lock
+        self.journal = Journal(repo, loop.name, self.state_dir, self.remote, self.run_id, self._signals.hold)
+        self.tree: Git | None = None  # worker 0's worktree
+        self.warnings: list[str] = []
         self.base_behind = 0  # commits on the base branch the research branch lacks (rebase.behind)
+        self.slots = SlotPool(slots_for(loop))
+        # Worker and device go into the record when there is more than one of either, or a GPU.
+        self.parallel = loop.workers > 1 or len(self.slots.slots) > 1 or self.slots.slots[0].device is not None
+        self.journal.parallel = self.parallel
+        self._trees: dict[int, Git] = {}
+        self._at: dict[int, str] = {}  # the commit each worker's worktree was last reset to
+        self._agents: dict[int, Agent] = {0: self.agent}
+        self._bound: dict[int, tuple[Measurer, Sandbox]] = {}  # by slot: evaluation bound to its device
+        self._scheduler: Scheduler | None = None
+        self._events: queue.SimpleQueue[tuple[str, tuple[Any, ...], bool]] = queue.SimpleQueue()
+
+    # -- what the listeners and the bot's other commands read ---------------------------------------
+    @property
+    def record(self) -> Record | None:
+        """The loop's record (None before the run prepared it)."""
+        return self.journal.record
+
+    @record.setter
+    def record(self, record: Record | None) -> None:
+        self.journal.record = record
+
+    @property
+    def store(self) -> RecordStore:
+        """Where the record lives (its ref)."""
+        return self.journal.store
 
     # -- the run ------------------------------------------------------------------------------------
     def run(self) -> RunSummary:
         """Run experiments until a stop condition; record every attempt before the next starts."""
         with LoopLock(self.state_dir / f"{self.loop.name}.lock", self.loop.name), \
-                self._signals.installed(), self._tracking_children():
+                self._signals.installed(), self.journal.tracking_children():
             record = self._prepare()
             self._warn_base_moved(record)  # a run's warning; a revert or a rebase has its own words
             state = decide.RunState()
@@ -130,36 +180,32 @@ class Session:
             self._note("run_start", run_id=self.run_id, url=self.options.run_url,
                        sandbox=self.sandbox.name, dry_run=self.options.dry_run, **self._base_moved(),
                        guards=guards.rules(self.loop.guards),  # the PR body lists the guards in force
-                       **self.options.notes)
+                       **self._workers_note(), **self.options.notes)
             self._emit("on_start")
-            try:
-                while True:
-                    if record.best is None or record.best.sha != self._head() or \
-                            guards.unverified(record.best, self.loop.guards):
-                        # First run, or the branch moved outside the loop (a manual fix, a merge):
-                        # measure what is there now, so every comparison is against a real number.
-                        baseline = self._baseline()
-                        summary.attempts.append(baseline)
-                        if baseline.status != "baseline" and baseline.extra.get("guard_failed"):
-                            what = "the base" if baseline.description == "baseline" else \
-                                f"{self.loop.branch} as it is now"
-                            raise ArlError(  # a guard the base breaks could never be satisfied by a keep
-                                f"{what} fails guard `{baseline.extra['guard_failed']}`: {baseline.reason}",
-                                hint="fix it on the branch, or change that guard under `guards:` in the config")
-                        if baseline.status != "baseline":
-                            raise ArlError(
-                                f"the baseline evaluation failed: {baseline.reason}",
-                                hint="run `arl-bot eval` to see the evaluation's output and fix it first",
-                            )
-                    state.elapsed_s = time.monotonic() - started
+
+            def stop(in_flight: int) -> str | None:
+                state.elapsed_s = time.monotonic() - started
+                with self.journal.lock:
                     best = record.best.metric if record.best else None
-                    reason = decide.stop_reason(self.loop.budget, self.loop.metric, state, best,
-                                                self.options.experiments)
-                    if reason is not None:
-                        break
-                    attempt = self._experiment(state)
-                    summary.attempts.append(attempt)
-                    state.count(attempt.status, attempt.cost_usd)
+                return start_reason(self.loop.budget, self.loop.metric, state, best, self.options.experiments,
+                                    in_flight)
+
+            def done(attempt: Attempt) -> None:
+                summary.attempts.append(attempt)
+                state.count(attempt.status, attempt.cost_usd)
+                self._drain()
+
+            def baseline() -> None:
+                summary.attempts.append(self._baseline_checked())
+
+            self._scheduler = Scheduler(
+                self.loop.workers, stop=stop, experiment=lambda worker: self._experiment(worker, state),
+                done=done, needs_baseline=self._needs_baseline, baseline=baseline,
+                tick=self._drain, end_children=self.journal.end_children)
+            for worker in range(1, self.loop.workers):  # made here, one at a time: `git worktree add` locks
+                self._tree(worker)
+            try:
+                reason = self._scheduler.run()
             except Interrupted:
                 summary.reason = "interrupted by a signal"
                 self._finish(summary.reason)
@@ -168,9 +214,40 @@ class Session:
                 summary.reason = f"error: {exc.message}"
                 self._finish(summary.reason)
                 raise
+            finally:
+                self._scheduler = None
             summary.reason = reason
             self._finish(reason, **self.measurer.at_end(self._ready()[1].root, record))
             return summary
+
+    def _needs_baseline(self) -> bool:
+        """First run, or the branch moved outside the loop (a manual fix, a merge), or new guards."""
+        with self.journal.lock:
+            record = self.journal.ready()
+            return record.best is None or record.best.sha != self.branch.head() or \
+                guards.unverified(record.best, self.loop.guards)
+
+    def _baseline_checked(self) -> Attempt:
+        """Measure what is there now, so every comparison is against a real number; stop if it fails."""
+        baseline = self._baseline()
+        if baseline.status != "baseline" and baseline.extra.get("guard_failed"):
+            what = "the base" if baseline.description == "baseline" else \
+                f"{self.loop.branch} as it is now"
+            raise ArlError(  # a guard the base breaks could never be satisfied by a keep
+                f"{what} fails guard `{baseline.extra['guard_failed']}`: {baseline.reason}",
+                hint="fix it on the branch, or change that guard under `guards:` in the config")
+        if baseline.status != "baseline":
+            raise ArlError(
+                f"the baseline evaluation failed: {baseline.reason}",
+                hint="run `arl-bot eval` to see the evaluation's output and fix it first",
+            )
+        return baseline
+
+    def _workers_note(self) -> dict[str, object]:
+        """For the run_start note (the PR body and the report read it): the workers and device slots."""
+        if not self.parallel:
+            return {}
+        return {"workers": self.loop.workers, "slots": [s.label for s in self.slots.slots]}
 
     def adopt(self, make: Callable[[Git, str], str], *, mode: str, reason: str,
               trailers: dict[str, str] | None = None, extra: dict[str, object] | None = None,
@@ -186,7 +263,7 @@ class Session:
         with LoopLock(self.state_dir / f"{self.loop.name}.lock", self.loop.name), self._signals.installed():
             record = self._prepare()
             _, tree = self._ready()
-            head = self._head()
+            head = self.branch.head()
             number = record.next_experiment
             description = make(tree, head)
             tree_sha = tree.write_tree()
@@ -194,27 +271,29 @@ class Session:
             old_meta = record.meta
             if base is not None:
                 record.meta = dataclasses.replace(record.meta, base_sha=base)
-                self._drifted = self._protected_drift(base, tree_sha)
+                self.branch.measure_drift(base, tree_sha)
                 self.base_behind = 0
             self._note("run_start", run_id=self.run_id, url=self.options.run_url, sandbox=self.sandbox.name,
                        dry_run=self.options.dry_run, mode=mode, **self._base_moved())
             self._emit("on_start")
             best = record.best.metric if record.best else None
-            self._mark_inflight(number, description)
+            started_at = now()
+            self.journal.begin(0, description, started_at)
             self._phase(number, "evaluating")
             measured: dict[str, object] = {}
-            if base is None:
-                m = self._measure(number)
-            else:  # a new base: measured like a first baseline (noise, holdout) with the new base's files
-                self._restore_protected(tree, base)
-                m, measured = self.measurer.baseline(tree.root, base)
+            with self._device(0) as (measurer, _):
+                self.branch.restore_protected(tree, base or record.meta.base_sha)
+                if base is None:
+                    m = measurer.measure(tree.root, list(self.loop.evaluate.seeds), record.meta.base_sha)
+                else:  # a new base: measured like a first baseline (noise, holdout) with the new base's files
+                    m, measured = measurer.baseline(tree.root, base)
             status: Status = "keep" if base is None else "baseline"
             common = dict(experiment=number, metric=m.metric, description=description, parent=head,
-                          best_before=best, seeds=m.per_seed, mode=mode, started_at=now(), eval_s=m.duration_s,
-                          eval_log=m.log, run_id=self.run_id,
+                          best_before=best, seeds=m.per_seed, mode=mode, started_at=started_at,
+                          eval_s=m.duration_s, eval_log=m.log, run_id=self.run_id,
                           extra={**measured, **guards.recorded(m), **(extra or {})})
             patch = tree.staged_patch(head)
-            with self._signals.hold():
+            with self._signals.hold(), self.journal.lock:
                 if m.metric is None:  # a change that does not evaluate is not put on the branch
                     record.meta = old_meta
                     tree.reset_hard(head)
@@ -228,12 +307,12 @@ class Session:
                         **(trailers or {})}, merged=merged)
                     if base is not None:
                         self.store.write_meta(record.meta)  # first: a run that dies next re-measures, on the new base
-                    self._move_branch(sha, head)
+                    self.branch.move(sha, head)
                     tree.reset_hard(sha)
                     attempt = Attempt(status=status, sha=sha, reason=reason, **common)  # type: ignore[arg-type]
-                self._append(attempt, patch)
+                attempt = self._append(attempt, patch, worker=0)
             summary.attempts.append(attempt)
-            summary.reason = f"{mode} recorded as experiment {number}"
+            summary.reason = f"{mode} recorded as experiment {attempt.experiment}"
             self._finish(summary.reason)
             return summary
 
@@ -244,7 +323,7 @@ class Session:
         record = self.store.load()
         # The record lives as long as the run: keep its thousands of objects out of every GC pass.
         gc.freeze()
-        branch_ref = names.branch_ref(self.loop.name)
+        branch_ref = self.branch.ref
         if record is None:
             base_branch = self.loop.base or self.repo.current_branch()
             if base_branch is None:
@@ -271,16 +350,18 @@ class Session:
         if self.repo.current_branch() == self.loop.branch:
             self.warn(f"your checkout has {self.loop.branch} checked out: the loop moves that branch with each "
                       "keep, so your files will look changed; check out another branch while it runs")
-        self.repo.exclude(f"/{WORKTREES}/")
+        self.repo.exclude("/.arl-bot/")
         # Detached at the head (never the branch itself), repaired or made anew when the repository moved.
-        self.tree = self.repo.research_worktree(self.worktree_path, self._head())
+        self.tree = self._tree(0)
         self.record = record
-        self._recover(record)
-        head = self._head()
+        for attempt in self.journal.recover(self.branch):
+            self._emit("on_attempt", attempt)
+        head = self.branch.head()
         self.tree.reset_hard(head)
-        self._drifted = self._protected_drift(record.meta.base_sha, head)
-        if self._drifted:
-            self.warn(f"the research branch changed protected paths ({', '.join(self._drifted[:5])}); "
+        self._at[0] = head
+        drifted = self.branch.measure_drift(record.meta.base_sha, head)
+        if drifted:
+            self.warn(f"the research branch changed protected paths ({', '.join(drifted[:5])}); "
                       f"every evaluation uses the base's version of them; {self._rebase_hint} makes them the new base")
         self.base_behind = rebase.behind(self.repo, record.meta.base_branch, head, self.options.remote)
         return record
@@ -296,61 +377,27 @@ class Session:
                       f"ahead of the research branch, which still builds on {record.meta.base_sha[:8]}; "
                       f"{self._rebase_hint} brings them in")
 
-    def _recover(self, record: Record) -> None:
-        """Bring the record level with the branch after a run that died between the two."""
-        known = {a.experiment for a in record.attempts}
-        for sha, subject, trailers in self.repo.commit_trailers(self.loop.branch, record.meta.base_sha):
-            number = int(trailers.get("Experiment", "-1"))
-            if number < 0 or number in known:
-                continue
-            metric = float(trailers["Metric"]) if "Metric" in trailers else None
-            best = record.best.metric if record.best else None
-            self._append(Attempt(
-                experiment=number, status="keep", metric=metric, description=subject,
-                parent=self.repo.rev(f"{sha}^") or "", sha=sha, best_before=best,
-                reason="recovered from the branch: the run that made it died before recording it",
-                started_at=now(), run_id=self.run_id,
-            ), self.repo.run("show", "--format=", "--binary", sha, strip=False))
-        if self._inflight.exists():
-            try:
-                info = json.loads(self._inflight.read_text())
-            except ValueError:
-                info = {}
-            for entry in info.get("groups", []):
-                # Children of a run killed by SIGKILL: end them before they touch the tree again, but only
-                # groups that are provably still ours (a bare id from an older marker proves nothing).
-                if isinstance(entry, list) and len(entry) == 2 and process.still_ours(int(entry[0]), str(entry[1])):
-                    process.kill_group(int(entry[0]))
-            number = int(info.get("experiment", -1))
-            if number >= 0 and record.attempt(number) is None and number >= record.next_experiment:
-                head = self._head()
-                self._append(Attempt(
-                    experiment=number, status="interrupted", metric=None,
-                    description=str(info.get("description", "")), parent=head,
-                    best_before=record.best.metric if record.best else None,
-                    reason="the bot was killed during this experiment (found on the next start)",
-                    started_at=str(info.get("started_at", "")), run_id=str(info.get("run_id", "")),
-                ), "")
-            self._inflight.unlink(missing_ok=True)
-
     def _baseline(self) -> Attempt:
         """Measure the branch as it is: experiment 0 (or the next number, after a failed baseline)."""
         record, tree = self._ready()
-        number = record.next_experiment
-        head = self._head()
-        started_at = now()  # before the measurement: the record's started_at is when an attempt began
-        self._mark_inflight(number, "baseline")
-        self._restore_protected(tree, record.meta.base_sha)  # a baseline too is judged by the base's code
+        head = self.branch.head()
+        if self._at.get(0) != head:
+            tree.reset_hard(head)
+            self._at[0] = head
+        started_at = now()
+        number = self.journal.begin(0, "baseline", started_at).number
+        self.branch.restore_protected(tree, record.meta.base_sha)  # a baseline too is judged by the base's code
         self._phase(number, "evaluating baseline")
-        measurement, measured = self.measurer.baseline(tree.root, record.meta.base_sha)
-        ok = measurement.metric is not None
-        reason = measurement.error
-        measured = {**measured, **guards.recorded(measurement)}
-        if ok and self.loop.guards.active:  # the base must pass its own guards, or no keep ever could
-            self._phase(number, "guards")
-            judged = guards.judge(self.loop, self.sandbox, tree.root, measurement, None)
-            measured.update(judged.extra(), **({} if judged.ok else {"guard_failed": judged.failed}))
-            ok, reason = judged.ok, judged.reason
+        with self._device(0) as (measurer, sandbox):
+            measurement, measured = measurer.baseline(tree.root, record.meta.base_sha)
+            ok = measurement.metric is not None
+            reason = measurement.error
+            measured = {**measured, **guards.recorded(measurement)}
+            if ok and self.loop.guards.active:  # the base must pass its own guards, or no keep ever could
+                self._phase(number, "guards")
+                judged = guards.judge(self.loop, sandbox, tree.root, measurement, None)
+                measured.update(judged.extra(), **({} if judged.ok else {"guard_failed": judged.failed}))
+                ok, reason = judged.ok, judged.reason
         first = record.baseline is None
         description = "baseline" if first else f"re-measured {head[:8]}: " + (
             "the branch moved outside the loop" if record.best is None or record.best.sha != head
@@ -363,7 +410,7 @@ class Session:
             extra=measured,
         )
         tree.reset_hard(head)
-        self._append(attempt, "")
+        attempt = self._append(attempt, "", worker=0)
         settings = self.loop.evaluate
         advice = noise.baseline_advice(self.loop.keep.rule, len(settings.seeds) * settings.baseline_repeats,
                                        measured.get("noise", {}).get("sigma"), self.loop.metric.min_delta,
@@ -372,84 +419,101 @@ class Session:
             self.warn(advice)
         return attempt
 
-    def _experiment(self, state: decide.RunState) -> Attempt:
-        """One attempt, from the agent's edit to the record."""
-        record, tree = self._ready()
-        number = record.next_experiment
-        parent = self._head()
-        best = record.best
-        assert best is not None and best.metric is not None
-        plan = self.strategy.plan(record, parent)
-        started_at = now()
-        self._mark_inflight(number, "")
+    # -- one experiment -------------------------------------------------------------------------------
+    def _experiment(self, worker: int, state: decide.RunState) -> Attempt:
+        """One attempt on one worker, from the agent's edit to the record."""
+        tree = self._tree(worker)
+        with self.journal.lock:  # planned against one consistent record; the agent runs outside the lock
+            record = self.journal.ready()
+            parent = self.branch.head()
+            best = record.best
+            assert best is not None and best.metric is not None
+            plan = self.strategy.plan(record, parent)
+            view = record if self.loop.workers == 1 else _snapshot(record)
+            started_at = now()
+            number = self.journal.begin(worker, "", started_at).number
+        work = _Work(worker, number, parent, plan, best.metric, started_at, view)
         workdir = Path(tempfile.mkdtemp(prefix=f"arl-{self.loop.name}-{number}-"))
-        self._proposal = None
         try:
-            return self._attempt(number, parent, plan, best.metric, started_at, state, workdir)
+            return self._attempt(work, tree, state, workdir)
         except Interrupted:
-            tree.reset_hard(self._head())
-            if record.attempt(number) is not None:  # the signal landed after the attempt was recorded
+            tree.reset_hard(self.branch.head())
+            self._at.pop(worker, None)
+            if worker not in self.journal.in_flight:  # the signal landed after the attempt was recorded
                 raise
             # An agent that had finished paid for its change: keep the change and its description,
             # so `arl-bot results --diff` shows what was about to be measured.
             nothing: tuple[str, AgentResult, list[str], str] = (parent, AgentResult(""), [], "")
-            start, result, files, patch = self._proposal or nothing
-            after = "; the agent had finished: its change is recorded, not measured" if self._proposal else ""
+            start, result, files, patch = work.proposal or nothing
+            after = "; the agent had finished: its change is recorded, not measured" if work.proposal else ""
             self._append(Attempt(
                 experiment=number, status="interrupted", metric=None, description=result.description,
                 parent=start, best_before=best.metric, reason=f"interrupted by SIGINT/SIGTERM{after}",
                 mode=plan.mode, files=files, cost_usd=result.cost_usd, tokens_in=result.tokens_in,
-                tokens_out=result.tokens_out, started_at=started_at, run_id=self.run_id, extra=dict(result.extra),
-            ), patch)
+                tokens_out=result.tokens_out, started_at=started_at, run_id=self.run_id,
+                extra={**result.extra, **self._where(work)},
+            ), patch, worker=worker)
             raise
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
 
-    def _attempt(self, number: int, parent: str, plan: Plan, best: float, started_at: str,
-                 state: decide.RunState, workdir: Path) -> Attempt:
+    def _attempt(self, work: _Work, tree: Git, state: decide.RunState, workdir: Path) -> Attempt:
         """The agent edits plan.start's tree; a keep becomes a commit on the head, keeping history linear."""
-        record, tree = self._ready()
-        mode, start = plan.mode, plan.start
+        number, parent, record, agent = work.number, work.parent, work.view, self._agent(work.worker)
+        mode, start = work.plan.mode, work.plan.start
+        if self._at.get(work.worker) != parent:  # another worker kept something since this tree was reset
+            tree.reset_hard(parent)
+            self._at[work.worker] = parent
         if start != parent:  # files and index only: HEAD stays at the head the keep is committed on
             tree.checkout_tree(start)
-        text = prompt.render(self.loop, self._instructions(), record, mode, number, parent=start)
+            self._at.pop(work.worker, None)
+        with self.journal.lock:  # the prompt reads the record (a snapshot when workers run side by side)
+            text = prompt.render(self.loop, self._instructions(tree), record, mode, number, parent=start)
+            redirects, history = prompt.notes(record), tuple(record.attempts)
         prompt_file = workdir / "prompt.md"
         prompt_file.write_text(text, encoding="utf-8")
         left = None
         if self.loop.budget.cost_usd is not None:
             left = max(0.0, self.loop.budget.cost_usd - state.cost_usd)
-        self._phase(number, "agent")
+        self._phase(number, "agent", work)
         t0 = time.monotonic()
-        result = self.agent.propose(AgentTask(
+        result = agent.propose(AgentTask(
             tree=tree.root, prompt=text, prompt_file=prompt_file, experiment=number, mode=mode,
             parent=start, timeout=self.loop.agent.timeout, cost_limit_usd=left,
-            redirects=prompt.notes(record), history=tuple(record.attempts),
+            redirects=redirects, history=history,
         ))
         agent_s = time.monotonic() - t0
+        self._checkpoint()
+        self._at.pop(work.worker, None)  # the agent changed the files: reset before the next experiment
         planted = tree.hazards(start)  # before git looks: it would read a nested repository's config
         if not planted:
             tree.stage_all()
         changes = [] if planted else tree.staged_changes(start)
         patch = tree.staged_patch(start) if changes else ""
-        self._proposal = (start, result, [c.path for c in changes], patch)
+        work.proposal = (start, result, [c.path for c in changes], patch)
 
         def finish(status: Status, reason: str, measurement: Measurement | None = None,
                    sha: str | None = None, measured: dict[str, object] | None = None) -> Attempt:
+            if sha is None:
+                self._checkpoint()  # an interrupted phase is recorded as interrupted, not as its failure
             attempt = Attempt(
                 experiment=number, status=status,
                 metric=measurement.metric if measurement else None,
-                description=result.description, parent=start, sha=sha, best_before=best,
+                description=result.description, parent=start, sha=sha, best_before=work.best,
                 seeds=measurement.per_seed if measurement else {}, reason=reason, mode=mode,
                 files=[c.path for c in changes], cost_usd=result.cost_usd, tokens_in=result.tokens_in,
-                tokens_out=result.tokens_out, started_at=started_at, agent_s=round(agent_s, 3),
+                tokens_out=result.tokens_out, started_at=work.started_at, agent_s=round(agent_s, 3),
                 eval_s=round(measurement.duration_s, 3) if measurement else 0.0,
                 agent_log=result.log, eval_log=measurement.log if measurement else "",
-                run_id=self.run_id, extra={**result.extra, **(measured or {}), **guards.recorded(measurement)},
+                run_id=self.run_id, extra={**result.extra, **(measured or {}), **guards.recorded(measurement),
+                                           **self._where(work)},
             )
             if sha is None:
-                tree.reset_hard(parent)
-            self._append(attempt, patch)
-            self.agent.observe(number, status, attempt.metric)
+                head = self.branch.head()
+                tree.reset_hard(head)
+                self._at[work.worker] = head
+            attempt = self._append(attempt, work.patch if work.patch is not None else patch, worker=work.worker)
+            agent.observe(number, status, attempt.metric)
             return attempt
 
         if planted:
@@ -460,68 +524,116 @@ class Session:
         if problem is not None:
             return finish("invalid", problem)
         tree.clean_ignored()
-        self._restore_protected(tree, record.meta.base_sha)
-        self._phase(number, "evaluating")
-        verdict = self.measurer.candidate(tree.root, record)
-        measurement, status, reason = verdict.measurement, verdict.status, verdict.reason
-        measured = dict(verdict.extra)
-        if status == "keep" and self.loop.guards.active:  # only a would-be keep pays for its checks
-            self._phase(number, "guards")
-            judged = guards.judge(self.loop, self.sandbox, tree.root, measurement, record.best)
-            measured.update(judged.extra())
-            if not judged.ok:
-                status, reason = "discard", f"{reason}; but {judged.reason}"
-        if status != "keep":
-            return finish(status, reason, measurement, measured=measured)
-        with self._signals.hold():
-            # The index is what passed the checks; no phase can write it (it lives under .git, read-only
-            # in the sandbox), so its tree, taken now, is what was evaluated, less what _keep_tree puts back.
-            tree_sha = self._keep_tree(tree, parent)
-            sha = tree.commit_tree(tree_sha, parent, result.description, {
-                "Experiment": str(number), "Metric": repr(measurement.metric),
-                "Delta": repr(measurement.metric - best if measurement.metric is not None else 0.0),
-                "Status": "keep", "Seeds": ",".join(str(s) for s in self.loop.evaluate.seeds),
-                "Cost": f"{result.cost_usd:.4f}",
-            })
-            self._move_branch(sha, parent)
-            tree.reset_hard(sha)
-            return finish("keep", reason, measurement, sha, measured=measured)
+        self.branch.restore_protected(tree, record.meta.base_sha)
+        status, reason, measurement, measured = self._judge(work, tree, record)
+        stale: dict[str, object] = {}
+        for _ in range(STALE_ROUNDS + 1):
+            if status != "keep":
+                break
+            with self._signals.hold(), self.journal.lock:
+                head = self.branch.head()
+                if head == parent:
+                    # The index is what passed the checks; no phase can write it (it lives under .git, read-only
+                    # in the sandbox), so its tree, taken now, is what was evaluated, less what keep_tree puts back.
+                    tree_sha = self.branch.keep_tree(tree, parent)
+                    final = self.journal.ready().next_experiment  # the number the journal gives it
+                    sha = tree.commit_tree(tree_sha, parent, result.description, {
+                        "Experiment": str(final), "Metric": repr(measurement.metric),
+                        "Delta": repr(measurement.metric - work.best if measurement.metric is not None else 0.0),
+                        "Status": "keep", "Seeds": ",".join(str(s) for s in self.loop.evaluate.seeds),
+                        "Cost": f"{result.cost_usd:.4f}",
+                    })
+                    self.branch.move(sha, parent)
+                    tree.reset_hard(sha)
+                    self._at[work.worker] = sha
+                    return finish("keep", reason, measurement, sha, measured={**measured, **stale})
+                newest = self.journal.ready().best
+            # Another worker kept something since this one started: it was measured against a stale best.
+            assert newest is not None and newest.metric is not None
+            kept_meanwhile = f"experiment {newest.experiment} ({(newest.sha or head)[:8]})"
+            candidate = self.branch.keep_tree(tree, parent)
+            if self.branch.onto(tree, candidate, parent, head) is None:
+                reason = (f"{reason}, but against a stale best: {kept_meanwhile} was kept meanwhile and this "
+                          "change does not apply onto it (they change the same lines)")
+                return finish("discard", reason, measurement, measured={**measured, **stale})
+            stale = {"stale": {"first_metric": measurement.metric, "measured_against": work.best,
+                               "onto": head, "onto_experiment": newest.experiment}}
+            with self.journal.lock:
+                record = self.journal.ready() if self.loop.workers == 1 else _snapshot(self.journal.ready())
+            work.view, work.parent, work.best = record, head, newest.metric
+            work.patch = tree.staged_patch(head)
+            parent = head
+            self.branch.restore_protected(tree, record.meta.base_sha)
+            status, reason, measurement, measured = self._judge(work, tree, record)
+            reason = f"re-measured on top of {kept_meanwhile}: {reason}"
+        if status == "keep":  # the branch moved under it every time
+            status, reason = "discard", f"{reason}; but the branch kept moving ({STALE_ROUNDS} re-measures)"
+        return finish(status, reason, measurement, measured={**measured, **stale})
+
+    def _judge(self, work: _Work, tree: Git, record: Record) -> tuple[Status, str, Measurement, dict[str, object]]:
+        """Evaluate the worktree in a device slot, then the keep rule and (for a would-be keep) the guards."""
+        with self._device(work.worker, work) as (measurer, sandbox):
+            self._phase(work.number, "evaluating", work)
+            verdict = measurer.candidate(tree.root, record)
+            measurement, reason = verdict.measurement, verdict.reason
+            status: Status = "keep" if verdict.status == "keep" else "crash" if verdict.status == "crash" else "discard"
+            measured = dict(verdict.extra)
+            if status == "keep" and self.loop.guards.active:  # only a would-be keep pays for its checks
+                self._phase(work.number, "guards", work)
+                judged = guards.judge(self.loop, sandbox, tree.root, measurement, record.best)
+                measured.update(judged.extra())
+                if not judged.ok:
+                    status, reason = "discard", f"{reason}; but {judged.reason}"
+        return status, reason, measurement, measured
 
     # -- pieces ---------------------------------------------------------------------------------------
-    def _measure(self, number: int) -> Measurement:
-        record, tree = self._ready()
-        self._restore_protected(tree, record.meta.base_sha)
-        # services up (from the base's files), seeds in parallel
-        return self.measurer.measure(tree.root, list(self.loop.evaluate.seeds), record.meta.base_sha)
+    def _tree(self, worker: int) -> Git:
+        if worker not in self._trees:
+            self._trees[worker] = self.branch.worktree(worker)
+        return self._trees[worker]
 
-    def _restore_protected(self, tree: Git, base_sha: str) -> None:
-        """Make every protected path the base's, so the evaluation code is always the base's.
+    def _agent(self, worker: int) -> Agent:
+        """Each worker's own agent (an agent may keep state between propose and observe), unless one was given."""
+        if worker not in self._agents:
+            self._agents[worker] = self.agent if self._shared_agent else get_agent(self.loop, self.sandbox)
+        return self._agents[worker]
 
-        Agents cannot change protected paths (the diff check refuses it), so only commits made on
-        the research branch by other means can: those are found once per run, in `_prepare`.
-        """
-        if self._drifted:
-            tree.restore_paths(base_sha, self._drifted)
+    @contextmanager
+    def _device(self, worker: int, work: _Work | None = None) -> Iterator[tuple[Measurer, Sandbox]]:
+        """A device slot for one evaluation, and the measurer and sandbox that see only its device."""
+        with self.slots.hold(self._checkpoint) as slot:
+            if work is not None:
+                work.device = slot.label
+            if self.parallel:
+                self.journal.update(worker, device=slot.label)
+            yield self._bound_to(slot)
 
-    def _keep_tree(self, tree: Git, parent: str) -> str:
-        """The tree a keep commits: the head's, with the editable paths as they were evaluated.
+    def _bound_to(self, slot: Slot) -> tuple[Measurer, Sandbox]:
+        if not slot.env:
+            return self.measurer, self.sandbox
+        if slot.index not in self._bound:
+            sandbox = DeviceSandbox(self.sandbox, slot)
+            self._bound[slot.index] = (Measurer(self.loop, self.evaluator.using(sandbox), on_seed=self._seed), sandbox)
+        return self._bound[slot.index]
 
-        Protected paths were made the base's for the evaluation; committing them would revert what a
-        person brought into the branch (a merge of the base branch: a new evaluation file, the config).
-        """
-        stray = [c.path for c in tree.staged_changes(parent)
-                 if not matches_any(c.path, self.loop.editable) or matches_any(c.path, self.loop.all_protected)]
-        if stray:
-            tree.restore_paths(parent, stray)
-        return tree.write_tree()
+    def _where(self, work: _Work) -> dict[str, object]:
+        """Which worker and device ran an attempt (recorded when a loop has more than one of either)."""
+        if not self.parallel:
+            return {}
+        return {"worker": work.worker, **({"device": work.device} if work.device else {})}
+
+    def _checkpoint(self) -> None:
+        """Between phases: stop here once a signal stopped every worker."""
+        if self._scheduler is not None:
+            self._scheduler.check()
 
     def _base_moved(self) -> dict[str, object]:
         """For the run_start note (the PR body reads it): how far the base branch is ahead, when it is."""
         record, _ = self._ready()
         return {"base_behind": self.base_behind, "base_branch": record.meta.base_branch} if self.base_behind else {}
 
-    def _instructions(self) -> str:
-        _, tree = self._ready()
+    def _instructions(self, tree: Git | None = None) -> str:
+        tree = tree or self._ready()[1]
         try:  # on the research branch, which agents edit: never through a link, never unbounded
             return safefile.text_untrusted(tree.root, self.loop.instructions, INSTRUCTIONS_BYTES)
         except safefile.MissingFileError:
@@ -530,102 +642,88 @@ class Session:
             self.warn(f"instructions file refused: {exc.message}; using the default instructions")
         return f"Improve the metric `{self.loop.metric.name}`."
 
-    def _append(self, attempt: Attempt, patch: str) -> None:
+    def _append(self, attempt: Attempt, patch: str, worker: int | None = None) -> Attempt:
         """Record an attempt and, unless this is a dry run, push branch and record together."""
-        record, _ = self._ready()
-        with self._signals.hold():
-            self.store.append_attempt(attempt, patch)
-            record.attempts.append(attempt)
-            if self.remote is not None and self.remote.push():
-                self._branch_moved()
-            self._inflight.unlink(missing_ok=True)
+        attempt, moved = self.journal.append(attempt, patch, worker)
+        if moved:
+            self._branch_moved()
         self._emit("on_attempt", attempt)
-
-    def _protected_drift(self, base_sha: str, head: str) -> list[str]:
-        """Protected paths the branch changed outside the loop (the evaluation still uses the base's)."""
-        return [p for p in self.repo.changed_between(base_sha, head) if matches_any(p, self.loop.all_protected)]
+        return attempt
 
     def _branch_moved(self) -> None:
         """The push took in commits from elsewhere: check the new head out; the run re-measures it."""
         record, tree = self._ready()
-        self._branch_head = None
-        head = self._head()
-        tree.reset_hard(head)
-        self._drifted = self._protected_drift(record.meta.base_sha, head)
+        self.branch.forget()
+        head = self.branch.head()
+        self._at.clear()  # every worker's tree resets to the new head before its next experiment
+        if threading.current_thread() is threading.main_thread():
+            tree.reset_hard(head)
+            self._at[0] = head
+        self.branch.measure_drift(record.meta.base_sha, head)
         self.warn(f"{self.loop.branch} moved on {self.options.remote} (someone pushed to it); "
                   f"merged with this run's results at {head[:8]}, which is measured next")
 
     def _note(self, kind: str, **data: object) -> None:
-        record, _ = self._ready()
-        note = Note(kind=kind, at=now(), data=dict(data))  # type: ignore[arg-type]
-        self.store.append_note(note, len(record.notes))
-        record.notes.append(note)
+        self.journal.note(kind, **data)
 
     def _finish(self, reason: str, **data: object) -> None:
         self._note("run_end", reason=reason, run_id=self.run_id, **data)
-        if self.remote is not None:
-            self.remote.push()
+        self.journal.push()
+        self._drain()
         self._emit("on_end", reason)
-
-    @contextmanager
-    def _tracking_children(self) -> Iterator[None]:
-        """Note every child's process group in the in-flight marker while the run lasts."""
-        def track(pgid: int) -> None:
-            if self._inflight.exists():
-                info = json.loads(self._inflight.read_text())
-                info["groups"] = [*info.get("groups", []), [pgid, process.identity(pgid)]]
-                self._inflight.write_text(json.dumps(info))
-
-        process.spawn_hooks.append(track)
-        try:
-            yield
-        finally:
-            process.spawn_hooks.remove(track)
-
-    def _mark_inflight(self, number: int, description: str) -> None:
-        self._inflight.write_text(json.dumps({
-            "experiment": number, "started_at": now(), "run_id": self.run_id,
-            "description": description, "pid": os.getpid(),
-        }))
-
-    def _move_branch(self, new: str, old: str) -> None:
-        """Move the research branch from old to new (compare-and-swap) and remember it."""
-        self.repo.move_ref(names.branch_ref(self.loop.name), new, old)
-        self._branch_head = new
-
-    def _head(self) -> str:
-        if self._branch_head is None:
-            self._branch_head = self.repo.rev(names.branch_ref(self.loop.name))
-        assert self._branch_head is not None
-        return self._branch_head
 
     def _ready(self) -> tuple[Record, Git]:
         assert self.record is not None and self.tree is not None, "call run() first"
         return self.record, self.tree
 
+    # -- telling the listeners ----------------------------------------------------------------------
+    # Listeners run on the thread that started the run (the PR view and the printers are not
+    # thread-safe): a worker's events wait in a queue the scheduler drains between its looks.
     def warn(self, text: str) -> None:
         """Say something the user should know; listeners print it."""
         self.warnings.append(text)
-        for listener in self.listeners:
-            on_warning = getattr(listener, "on_warning", None)
-            if on_warning is not None:
-                on_warning(self, text)
+        self._emit("on_warning", text)
 
     def _seed(self, seed: int, result: SeedResult | None) -> None:
         """Tell listeners that have `on_seed(seed)` / `on_seed_done(seed, error)` (the terminal's printer)."""
-        for listener in self.listeners:
-            handler = getattr(listener, "on_seed" if result is None else "on_seed_done", None)
-            if handler is not None:
-                handler(seed) if result is None else handler(seed, result.error)
+        if result is None:
+            self._call("on_seed", (seed,), False)
+        else:
+            self._call("on_seed_done", (seed, result.error), False)
 
-    def _phase(self, experiment: int, phase: str) -> None:
+    def _phase(self, experiment: int, phase: str, work: _Work | None = None) -> None:
+        if self.parallel and work is not None:
+            phase = f"{phase} (worker {work.worker}{', ' + work.device if work.device else ''})"
         self._emit("on_phase", experiment, phase)
 
     def _emit(self, method: str, *args: object) -> None:
+        self._call(method, args, True)
+
+    def _call(self, method: str, args: tuple[Any, ...], with_session: bool) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            self._events.put((method, args, with_session))
+            return
+        self._drain()
+        self._deliver(method, args, with_session)
+
+    def _deliver(self, method: str, args: tuple[Any, ...], with_session: bool) -> None:
         for listener in self.listeners:
             handler = getattr(listener, method, None)
             if handler is not None:
-                handler(self, *args)
+                handler(self, *args) if with_session else handler(*args)
+
+    def _drain(self) -> None:
+        while True:
+            try:
+                method, args, with_session = self._events.get_nowait()
+            except queue.Empty:
+                return
+            self._deliver(method, args, with_session)
+
+
+def _snapshot(record: Record) -> Record:
+    """A copy of the record one experiment reads while other workers append to the original."""
+    return Record(meta=record.meta, attempts=list(record.attempts), notes=list(record.notes))
 
 
 class _Signals:
@@ -633,6 +731,8 @@ class _Signals:
 
     A keep is a commit, a ref move, a record entry and a push; a signal halfway through would leave
     the branch and the record disagreeing, so those steps finish first and the signal lands after.
+    Signals reach the main thread only: a worker thread's hold has nothing to defer (the scheduler
+    stops workers between their phases instead).
     """
 
     def __init__(self) -> None:
@@ -662,6 +762,9 @@ class _Signals:
     @contextmanager
     def hold(self) -> Iterator[None]:
         """Defer signals until the block is done."""
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
         self._held += 1
         try:
             yield

@@ -1,0 +1,215 @@
+"""The loop's journal: the record (appended in number order), the remote, in-flight markers and recovery.
+
+One lock orders every write: attempts get their numbers when they are recorded, so numbers stay unique
+and contiguous however many workers finish at once, and the record's order is the branch's order.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import names, process
+from .branch import ResearchBranch
+from .git import Git
+from .record import Attempt, Note, Record
+from .store import RecordStore
+from .sync import Remote
+
+now = names.now
+
+@dataclass
+class InFlight:
+    """One experiment a worker is running: what its marker on disk says, and the groups to end."""
+
+    worker: int
+    number: int  # provisional: the number it gets if nothing else is recorded first
+    started_at: str
+    description: str = ""
+    device: str = ""
+    phase: str = ""
+    groups: list[list[Any]] = field(default_factory=list)  # [pgid, identity] of every child it started
+
+
+class Journal:
+    """Record, remote and markers of one loop; thread-safe, every write under one lock."""
+
+    def __init__(self, repo: Git, loop: str, state_dir: Path, remote: Remote | None, run_id: str,
+                 hold: Callable[[], AbstractContextManager[None]]) -> None:
+        self.repo = repo
+        self.loop = loop
+        self.store = RecordStore(repo, loop)
+        self.remote = remote
+        self.run_id = run_id
+        self.state_dir = state_dir
+        self.lock = threading.RLock()
+        self.record: Record | None = None
+        self.in_flight: dict[int, InFlight] = {}  # by worker
+        self.parallel = False  # markers (and so recovered attempts) name their worker and device
+        self._hold = hold  # signals wait while the commit, the record and the push agree
+        self._local = threading.local()  # which worker this thread runs (children's groups go to its marker)
+
+    # -- markers ------------------------------------------------------------------------------------
+    def marker(self, worker: int) -> Path:
+        """The in-flight marker of a worker (worker 0's is where a single-worker loop always had it)."""
+        suffix = "" if worker == 0 else f".{worker}"
+        return self.state_dir / f"{self.loop}.inflight{suffix}.json"
+
+    def markers(self) -> list[Path]:
+        """Every in-flight marker of this loop on disk."""
+        return sorted(self.state_dir.glob(f"{self.loop}.inflight*.json"))
+
+    def begin(self, worker: int, description: str = "", started_at: str = "") -> InFlight:
+        """Note on disk that worker runs an experiment (found after a SIGKILL); its provisional number."""
+        with self.lock:
+            record = self.ready()
+            taken = [f.number for f in self.in_flight.values()]
+            number = max([record.next_experiment, *(n + 1 for n in taken)])
+            flight = InFlight(worker, number, started_at or now(), description)
+            self.in_flight[worker] = flight
+            self._write_marker(flight)
+        self._local.worker = worker
+        return flight
+
+    def update(self, worker: int, **changes: Any) -> None:
+        """Change what a worker's marker says (its device, its phase)."""
+        with self.lock:
+            flight = self.in_flight.get(worker)
+            if flight is None:
+                return
+            for key, value in changes.items():
+                setattr(flight, key, value)
+            self._write_marker(flight)
+
+    def _write_marker(self, flight: InFlight) -> None:
+        self.marker(flight.worker).write_text(json.dumps({
+            "experiment": flight.number, "started_at": flight.started_at, "run_id": self.run_id,
+            "description": flight.description, "pid": os.getpid(), "worker": flight.worker,
+            "device": flight.device, "groups": flight.groups, "parallel": self.parallel,
+        }))
+
+    def end(self, worker: int) -> None:
+        """The worker's experiment is recorded (or was never started): forget its marker."""
+        with self.lock:
+            self.in_flight.pop(worker, None)
+            self.marker(worker).unlink(missing_ok=True)
+
+    @contextmanager
+    def tracking_children(self) -> Iterator[None]:
+        """Note every child's process group in its worker's marker while the run lasts."""
+        def track(pgid: int) -> None:
+            worker = getattr(self._local, "worker", None)
+            with self.lock:
+                flight = self.in_flight.get(worker) if worker is not None else None
+                if flight is None:
+                    return
+                flight.groups.append([pgid, process.identity(pgid)])
+                self._write_marker(flight)
+
+        process.spawn_hooks.append(track)
+        try:
+            yield
+        finally:
+            process.spawn_hooks.remove(track)
+
+    def end_children(self) -> None:
+        """End every child group of the experiments in flight (a signal stops all workers)."""
+        with self.lock:
+            groups = [g for f in self.in_flight.values() for g in f.groups]
+        for pgid, proof in groups:
+            if process.still_ours(int(pgid), str(proof)):
+                process.kill_group(int(pgid))
+
+    # -- the record ---------------------------------------------------------------------------------
+    def ready(self) -> Record:
+        """The record (loaded by the session's prepare)."""
+        assert self.record is not None, "call run() first"
+        return self.record
+
+    def append(self, attempt: Attempt, patch: str, worker: int | None = None,
+               renumber: bool = True) -> tuple[Attempt, bool]:
+        """Record an attempt (renumbered to the next free number) and push; whether the push took in commits.
+
+        With worker, its marker goes in the same held step: a SIGKILL after this leaves no marker for a
+        recorded attempt, one before it leaves the marker and no attempt.
+        """
+        with self.lock, self._hold():
+            record = self.ready()
+            if renumber and attempt.experiment != record.next_experiment:
+                attempt = dataclasses.replace(attempt, experiment=record.next_experiment)
+            self.store.append_attempt(attempt, patch)
+            record.attempts.append(attempt)
+            moved = self.remote is not None and self.remote.push()
+            if worker is not None:
+                self.end(worker)
+        return attempt, moved
+
+    def note(self, kind: str, **data: object) -> None:
+        """Add a note (run start and end, ...) to the record."""
+        with self.lock:
+            record = self.ready()
+            note = Note(kind=kind, at=now(), data=dict(data))  # type: ignore[arg-type]
+            self.store.append_note(note, len(record.notes))
+            record.notes.append(note)
+
+    def push(self) -> None:
+        """Push branch and record (at the end of a run)."""
+        if self.remote is not None:
+            with self.lock:
+                self.remote.push()
+
+    # -- recovery -----------------------------------------------------------------------------------
+    def recover(self, branch: ResearchBranch) -> list[Attempt]:
+        """Bring the record level with the branch and the markers after a run that died between them."""
+        record = self.ready()
+        found: list[Attempt] = []
+        known = {a.experiment for a in record.attempts}
+        for sha, subject, trailers in self.repo.commit_trailers(branch.loop.branch, record.meta.base_sha):
+            number = int(trailers.get("Experiment", "-1"))
+            if number < 0 or number in known:
+                continue
+            metric = float(trailers["Metric"]) if "Metric" in trailers else None
+            best = record.best.metric if record.best else None
+            found.append(self.append(Attempt(
+                experiment=number, status="keep", metric=metric, description=subject,
+                parent=self.repo.rev(f"{sha}^") or "", sha=sha, best_before=best,
+                reason="recovered from the branch: the run that made it died before recording it",
+                started_at=now(), run_id=self.run_id,
+            ), self.repo.run("show", "--format=", "--binary", sha, strip=False), renumber=False)[0])
+        recorded = {(a.run_id, a.started_at) for a in record.attempts}
+        for path in self.markers():
+            try:
+                info = json.loads(path.read_text())
+            except (OSError, ValueError):
+                info = {}
+            if not isinstance(info, dict):
+                info = {}
+            for entry in info.get("groups", []):
+                # Children of a run killed by SIGKILL: end them before they touch the tree again, but only
+                # groups that are provably still ours (a bare id from an older marker proves nothing).
+                if isinstance(entry, list) and len(entry) == 2 and process.still_ours(int(entry[0]), str(entry[1])):
+                    process.kill_group(int(entry[0]))
+            number = int(info.get("experiment", -1))
+            ran = (str(info.get("run_id", "")), str(info.get("started_at", "")))
+            # Recorded already when the run died between the record and the marker's removal: the same
+            # start (run and time) is in the record, or (a marker from before workers) its number is taken.
+            done = ran in recorded or ("worker" not in info and number < record.next_experiment)
+            if number >= 0 and not done:
+                where = {"worker": info.get("worker", 0), **({"device": info["device"]} if info.get("device") else {})}
+                found.append(self.append(Attempt(
+                    experiment=number, status="interrupted", metric=None,
+                    description=str(info.get("description", "")), parent=branch.head(),
+                    best_before=record.best.metric if record.best else None,
+                    reason="the bot was killed during this experiment (found on the next start)",
+                    started_at=ran[1], run_id=ran[0],
+                    extra=where if info.get("parallel") else {},
+                ), "")[0])
+            path.unlink(missing_ok=True)
+        return found
