@@ -105,3 +105,13 @@ def test_a_run_longer_than_its_tokens_keeps_pushing_and_updating_with_app_creden
         for token in w.github.tokens:
             assert token not in result.stdout + result.stderr
         assert app_key()[0].splitlines()[1] not in result.stdout + result.stderr
+
+
+def test_an_app_token_may_open_pull_requests_where_github_token_may_not(standin: GitHubStandIn) -> None:
+    standin.actions_may_open_pulls = False  # the repository setting binds GitHub Actions' token only
+    gh, _ = app_client(standin)
+    assert gh.create_pull(head="autoresearch/x", base="main", title="x", body="b").number == 1
+    fixed = GitHub(standin.full_name, standin.token, standin.url, FAST)
+    with pytest.raises(GitHubError, match="403") as caught:
+        fixed.create_pull(head="autoresearch/y", base="main", title="y", body="b")
+    assert "Settings → Actions → General → Workflow permissions" in str(caught.value)
