@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import functools
 import os
 import selectors
 import signal
@@ -30,6 +31,11 @@ def _die_with_parent() -> None:
     """In the child, before exec: get SIGKILL if the bot dies, even by SIGKILL (Linux only)."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def _start_child(setup: Callable[[], None]) -> None:
+    _die_with_parent()
+    setup()
 
 
 @dataclass(frozen=True)
@@ -120,20 +126,22 @@ def run(
     timeout: float,
     stdin: str | None = None,
     watch: Callable[[], bool] | None = None,
+    child_setup: Callable[[], None] | None = None,
 ) -> ProcessResult:
     """Run argv to completion or timeout; the whole process group is gone when this returns.
 
     The child's output is read from pipes as it comes, and only its last STDOUT_BYTES (stdout) and
     TAIL_BYTES (stderr) are kept: a child that prints gigabytes costs the bot neither memory nor disk.
     watch, called every WATCH_S or so while the child runs, ends the run early by returning True (the
-    caller knows why; the result then has the status of the killed child).
+    caller knows why; the result then has the status of the killed child). child_setup runs in the child
+    between fork and exec (the sandbox joins its cgroups and sets rlimits there).
     """
     start = time.monotonic()
     proc = subprocess.Popen(
         argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
         stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
         start_new_session=True,  # own process group: a timeout or Ctrl-C kills every child too
-        preexec_fn=_die_with_parent,
+        preexec_fn=_die_with_parent if child_setup is None else functools.partial(_start_child, child_setup),
     )
     for hook in spawn_hooks:
         hook(proc.pid)

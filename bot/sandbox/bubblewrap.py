@@ -49,11 +49,11 @@ class BubblewrapSandbox(Sandbox):
                 f"/tmp and /dev/shm up to {tmpfs_bytes(policy.limits) // 2**20:,} MB each" if sized
                 else "/tmp and /dev/shm without a size: bwrap < 0.5 has no --size"),
                 "writable folders": f"up to {tmpfs_bytes(policy.limits) // 2**20:,} MB, measured while it runs"}
-            command = confinement.wrap([bwrap, *bwrap_args(policy, cwd, sized=sized), "--", *argv])
+            command = [bwrap, *bwrap_args(policy, cwd, sized=sized), "--", *argv]
             # The host folders the phase may write, but the tree (the agent's work; git holds it anyway).
             guard = DiskGuard([p for p in policy.writable if p != cwd], tmpfs_bytes(policy.limits))
             result = process.run(command, cwd=cwd, env=_outer_env(policy), timeout=timeout, stdin=stdin,
-                                 watch=guard.over)
+                                 watch=guard.over, child_setup=confinement.child_setup())
             verdict = "; ".join(hit for hit in (confinement.verdict(), guard.reason) if hit)
         if verdict:
             result = replace(result, stderr=f"{result.stderr}\n{NOTE_PREFIX}{verdict}\n")

@@ -5,29 +5,27 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
-import shutil
+import resource
 import signal
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
-from ..errors import ArlError
-from .base import Limits
+from .base import NOTE_PREFIX, Limits
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
 PREFIX = "arl-sandbox-"
 STALE_S = 300  # an empty cgroup this old belongs to no run starting right now
-# Joins every cgroup named before `--`, then execs the rest: the command starts inside its cgroups,
-# so nothing it forks can be born outside them (writing the pid after Popen would race with forks).
-JOIN = 'while [ "$1" != -- ]; do echo $$ > "$1" || exit 125; shift; done; shift; exec "$@"'
+CANNOT_CONFINE = 125  # the exit status of a phase whose cgroups or rlimits could not be applied
 WATCH_S = 0.1  # the shortest time between two looks at the writable folders' size
 MAX_ENTRIES = 1_000_000  # files and folders the writable folders may hold (each look walks them all)
 KILL_WAIT_S = 1.0  # how long a phase's cgroup is emptied for before it is left (and swept by a later bot)
 
 
 class Confinement:
-    """The limits of one run: enter them with wrap(), read what was hit with verdict(), then exit."""
+    """The limits of one run: give child_setup() to the child, read what was hit with verdict(), then exit."""
 
     def __init__(self, limits: Limits, *, cgroups: bool = True) -> None:
         self.limits = limits
@@ -63,26 +61,38 @@ class Confinement:
             out["cpu"] = "RLIMIT_CPU (per process)"
         return out
 
-    def wrap(self, argv: list[str]) -> list[str]:
-        """argv, started inside this run's cgroups and under its rlimits."""
-        rlimits = []
+    def child_setup(self) -> Callable[[], None]:
+        """What the child runs between fork and exec: join this run's cgroups, then set its rlimits.
+
+        In the child itself, before exec: nothing it starts can be born outside the cgroups (writing its pid
+        from here after the start would race with its forks), and no `sh` or `prlimit` is started for it
+        (an exec each, every phase). Everything is computed here, in the parent; the child only writes and sets.
+        """
+        rlimits: list[tuple[int, int]] = []
         if self.limits.cpu_seconds is not None:
-            rlimits.append(f"--cpu={self.limits.cpu_seconds}:{self.limits.cpu_seconds}")
+            rlimits.append((resource.RLIMIT_CPU, self.limits.cpu_seconds))
         if self.limits.memory_mb is not None and "memory" not in self.groups:
-            size = self.limits.memory_mb * 1024 * 1024
-            rlimits.append(f"--as={size}:{size}")
+            rlimits.append((resource.RLIMIT_AS, self.limits.memory_mb * 1024 * 1024))
         if self.limits.processes is not None and "pids" not in self.groups:
-            rlimits.append(f"--nproc={self.limits.processes}:{self.limits.processes}")
-        if rlimits:
-            prlimit = shutil.which("prlimit")
-            if prlimit is None:
-                raise ArlError("resource limits are configured but `prlimit` is not installed",
-                               hint="install util-linux, or remove the limits from `sandbox:`")
-            argv = [prlimit, *rlimits, "--", *argv]
-        if self.groups:
-            procs = [str(group / "cgroup.procs") for group in self.groups.values()]
-            argv = ["/bin/sh", "-c", JOIN, "arl-sandbox", *procs, "--", *argv]
-        return argv
+            rlimits.append((resource.RLIMIT_NPROC, self.limits.processes))
+        procs = [os.fsencode(group / "cgroup.procs") for group in self.groups.values()]
+
+        def setup() -> None:
+            try:
+                for path in procs:
+                    fd = os.open(path, os.O_WRONLY)
+                    try:
+                        os.write(fd, str(os.getpid()).encode())
+                    finally:
+                        os.close(fd)
+                for kind, value in rlimits:
+                    resource.setrlimit(kind, (value, value))
+            except (OSError, ValueError) as exc:
+                # Never run outside the limits: the phase fails as a crash that says why (stderr is its pipe).
+                os.write(2, f"{NOTE_PREFIX}cannot apply the phase's limits: {exc}\n".encode())
+                os._exit(CANNOT_CONFINE)
+
+        return setup
 
     def verdict(self) -> str:
         """Which limit the run hit, in words, or empty."""
