@@ -585,6 +585,10 @@ def _locate(path: Path, search_parents: bool) -> tuple[Path, Path]:
     if done.returncode != 0 or len(lines) != 3:
         if lines[:1] == ["true"]:
             raise GitError("rev-parse", f"{path} is a bare repository", hint="run it in a clone")
+        if b"safe.directory" in done.stderr:  # git refuses a repository another user owns: say so, not "no repo"
+            raise GitError("rev-parse", f"{path} belongs to another user, and git refuses to work in it",
+                           hint=f"run arl-bot as the repository's owner, or trust it with "
+                                f"`git config --global --add safe.directory {path.resolve()}`")
         raise not_repo
     return Path(lines[2]).resolve(), Path(lines[1]).resolve()
 
