@@ -40,42 +40,29 @@ def _config(args: argparse.Namespace, repo: Git) -> Config:
 def cmd_run(args: argparse.Namespace) -> int:
     """Run experiments on a loop."""
     from . import config
-    from .loop import RunOptions, Session
-    from .prbody import BodyContext, render
+    from .loop import RunOptions
     from .progress import choose
-    from .sandbox import choose_sandbox
-    from .sandbox.none import WARNING
+    from .start import DRY_RUN_TITLE, prepare_run
 
     repo = _repo(args)
     cfg = _config(args, repo)
     loop = cfg.loop(args.loop)
     if args.workers is not None:
         loop = loop.model_copy(update={"workers": args.workers})
-    config.check_host(cfg, loop)  # here, not in load(): the gate that reads the config may run elsewhere
     if not args.dry_run:
         from .dryruns import check_before_push
 
         pushing = check_before_push(repo, loop.name, args.remote, allow=args.push_dry_runs)
         if pushing:
             print(f"arl-bot: {pushing}", file=sys.stderr)
-    printer = choose(args.progress)
-    sandbox = choose_sandbox(loop)
-    session = Session(repo, cfg, loop, RunOptions(experiments=args.experiments, dry_run=args.dry_run,
-                                                  remote=args.remote), sandbox=sandbox,
-                      listeners=[printer])
-    if not session.sandbox.isolated:
-        session.warn(WARNING)
-    from .inforce import config_note
-
-    if note := config_note(repo, Path(args.config) if args.config else repo.root / config.CONFIG_FILE):
-        session.warn(note)
-    summary = session.run()
+    started = prepare_run(repo, cfg, loop, RunOptions(experiments=args.experiments, dry_run=args.dry_run,
+                                                      remote=args.remote), listeners=[choose(args.progress)],
+                          config_path=Path(args.config) if args.config else repo.root / config.CONFIG_FILE)
+    summary = started.session.run()
     record = summary.record
     if args.dry_run:
-        ctx = BodyContext(loop=loop.name, goal=loop.metric.goal, metric=loop.metric.name,
-                          sandbox_warning="" if session.sandbox.isolated else WARNING)
-        print("=" * 30 + " pull-request body (dry run: not posted) " + "=" * 30)
-        print(terminal_text(render(record, ctx)))
+        print("=" * 30 + f" {DRY_RUN_TITLE} " + "=" * 30)
+        print(terminal_text(started.dry_run_body(record)))
     best = record.best
     tried = len(summary.attempts)
     print(f"{loop.name}: {tried} attempt{'' if tried == 1 else 's'} this run, {summary.kept} kept; "

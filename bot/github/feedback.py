@@ -48,6 +48,11 @@ def unknown_loop(branch: str, loop: str, config: object) -> str:
     return UNKNOWN_LOOP.format(branch=code_span(branch), loop=code_span(loop), config=code_span(str(config)))
 
 
+def refused_marker(login: str) -> str:
+    """The hidden line that marks the bot's refusal of login (logins are letters, digits and '-')."""
+    return f"\n<!-- arl-bot:refused {login.lower()} -->"
+
+
 def refusal(line: str, reason: str, *, with_help: bool = False) -> str:
     """A reply to a command the bot will not run."""
     text = f"{MARKER}\n{quote(line)}\n❌ Not run: {reason}."

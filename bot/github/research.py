@@ -8,18 +8,18 @@ from dataclasses import dataclass
 from .. import names
 from ..config import Loop
 from ..errors import ArlError
-from ..loop import Listener, RunOptions, RunSummary, Session
-from ..prbody import BodyContext, fmt, render
+from ..loop import RunOptions, RunSummary
+from ..prbody import cell, fmt
 from ..progress import LinePrinter
 from ..rebase import rebase
 from ..record import Record
 from ..revert import revert
-from ..sandbox.none import WARNING
+from ..start import DRY_RUN_TITLE, prepare_run
 from ..store import RecordStore
 from . import chain, feedback, gate, notes, runreply
 from .client import GitHubError
 from .context import Context
-from .outputs import Order, Target, annotate, append_summary, write_outputs
+from .outputs import Order, Target, annotate, append_summary, failure_summary, write_outputs
 from .pr import PullRequestView, seed_branch
 from .runner_check import require_loops_ready
 
@@ -82,7 +82,7 @@ def _finished(ctx: Context, outcome: Outcome) -> str:
 
 def _default_targets(ctx: Context) -> list[Target]:
     if ctx.event.kind == "schedule":
-        return list(gate.on_schedule(ctx).targets)  # the loops that are due, as the gate would pick them
+        return list(gate.due_targets(ctx))  # the loops that are due, as the gate would pick them
     return [Target(ctx.config.loop(ctx.event.loop).name)]
 
 
@@ -100,18 +100,16 @@ def run_one(ctx: Context, order: Order, target: Target) -> Outcome:
     run_loop = loop
     if leg is not None and leg.hours != loop.budget.hours:  # this job's share of the hours, not the loop's
         run_loop = loop.model_copy(update={"budget": loop.budget.model_copy(update={"hours": leg.hours})})
-    listeners: list[Listener] = [LinePrinter()]
     view: PullRequestView | None = None
-    session = Session(ctx.repo, ctx.config, run_loop, RunOptions(
+    started = prepare_run(ctx.repo, ctx.config, run_loop, RunOptions(
         experiments=leg.experiments if leg else order.experiments, dry_run=ctx.dry_run, remote=ctx.remote,
         run_id=ctx.event.run_id, run_url=ctx.event.run_url, notes={"chain": leg.notes} if leg else {}),
-        listeners=listeners)
-    warning = "" if session.sandbox.isolated else WARNING
-    if warning:
-        session.warn(warning)
+        listeners=[LinePrinter()])
+    session = started.session
     if ctx.github is not None and not ctx.dry_run:
         view = PullRequestView(ctx.github, loop, server_url=ctx.event.server_url, run_url=ctx.event.run_url,
-                               number=order.pr, sandbox_warning=warning, draft=ctx.config.github.draft)
+                               number=order.pr, sandbox_warning=started.sandbox_warning,
+                               draft=ctx.config.github.draft)
         # Before the baseline: a token that may not open pull requests fails the job now, not hours later.
         view.prepare(ctx.repo, record)
         session.listeners.append(view)
@@ -138,10 +136,8 @@ def run_one(ctx: Context, order: Order, target: Target) -> Outcome:
                        hint="every result is on the research branch and its record; `/autoresearch status` "
                             "or the next run rebuilds the pull request's body")
     if ctx.dry_run:
-        ctx_body = BodyContext(loop=loop.name, goal=loop.metric.goal, metric=loop.metric.name,
-                               sandbox_warning=warning)
-        append_summary(ctx.env.get("GITHUB_STEP_SUMMARY"), "### Pull-request body (dry run: not posted)\n\n"
-                       + render(summary.record, ctx_body))
+        append_summary(ctx.env.get("GITHUB_STEP_SUMMARY"),
+                       f"### {DRY_RUN_TITLE.capitalize()}\n\n{started.dry_run_body(summary.record)}")
     return Outcome(loop.name, summary, view.number if view else order.pr, handed_over=handed)
 
 
@@ -201,7 +197,7 @@ def _report(ctx: Context, outcome: Outcome) -> None:
         f"| baseline | {fmt(baseline)} |", f"| best | {fmt(best)} |",
         f"| this run | {tried} experiments, {s.kept} kept |",
         f"| cost | ${cost:.2f}, {tokens:,} tokens |",
-        f"| stopped | {s.reason}{HANDED_OVER if outcome.handed_over else ''} |",
+        f"| stopped | {cell(s.reason, 200)}{HANDED_OVER if outcome.handed_over else ''} |",
         f"| pull request | {pr} |", f"| branch | `{loop.branch}` |",
     ]))
 
@@ -209,8 +205,7 @@ def _report(ctx: Context, outcome: Outcome) -> None:
 def _report_failure(ctx: Context, order: Order, target: Target, exc: ArlError) -> None:
     message = ctx.redact(str(exc))
     annotate("error", f"{target.loop}: {message}")
-    append_summary(ctx.env.get("GITHUB_STEP_SUMMARY"), f"### arl-bot: `{target.loop}` failed\n\n```text\n"
-                   f"{message}\n```")
+    append_summary(ctx.env.get("GITHUB_STEP_SUMMARY"), failure_summary(target.loop, message))
     pr = order.pr
     if pr is None and ctx.github is not None:
         try:
