@@ -198,7 +198,7 @@ def baseline_advice(rule: str, runs: int, noise: float | None, min_delta: float,
     whose noise passes min_delta keeps luck. The noise-aware rules set their threshold from sigma: no advice.
     """
     fix = ("`keep: {rule: sigma, k: 2}` with `seeds: [1, 2, 3]` and `baseline_repeats: 2` "
-           "(README: Seeds and noise, Keep rules)")
+           "(docs/measurement.md: Seeds and noise, Keep rules)")
     if rule != "mean":
         return None
     if noise is None:

@@ -302,9 +302,9 @@ def test_the_pr_body_lists_the_guards_in_force_and_what_each_keep_passed(tmp_pat
     assert "guards: peak_vram_mb 1000 (≤ 4000) ok, roundtrip ok" in build_report(record)
 
 
-def test_the_readme_example_is_a_valid_config() -> None:
-    readme = (Path(__file__).parent.parent / "README.md").read_text(encoding="utf-8")
-    section = readme.split("### Guards", 1)[1]
+def test_the_docs_example_is_a_valid_config() -> None:
+    page = (Path(__file__).parent.parent / "docs" / "measurement.md").read_text(encoding="utf-8")
+    section = page.split("\n## Guards\n", 1)[1]
     block = section.split("```yaml\n", 1)[1].split("```", 1)[0]
     loop = _loop(textwrap.dedent(block.split("\n", 1)[1]))
     assert [c.name for c in loop.guards.checks] == ["tests", "export"]

@@ -281,12 +281,12 @@ def test_init_pins_the_action_of_arl_bots_home_by_full_sha(init_workflow: Path) 
     assert initcmd.ACTION_MARK not in init_workflow.read_text()
 
 
-def test_readme_and_the_reusable_workflow_name_the_same_home() -> None:
+def test_readme_docs_and_the_reusable_workflow_name_the_same_home() -> None:
     home = PYPROJECT["project"]["urls"]["Repository"]
     owner_name = home.removeprefix("https://github.com/")
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    for url in re.findall(r"https://github\.com/[\w.-]+/arl-bot\b", readme):
-        assert url == home, f"README names {url}; pyproject.toml's home is {home}"
+    for page in [ROOT / "README.md", ROOT / "mkdocs.yml", *sorted((ROOT / "docs").rglob("*.md"))]:
+        for url in re.findall(r"https://github\.com/[\w.-]+/arl-bot\b", page.read_text(encoding="utf-8")):
+            assert url == home, f"{page.relative_to(ROOT)} names {url}; pyproject.toml's home is {home}"
     assert f"uses: {owner_name}/.github/workflows/autoresearch-reusable.yml@" in REUSABLE.read_text()
 
 

@@ -65,7 +65,7 @@ class RunnerNotReady(ArlError):
         lines = "\n".join(f"- {p}" for p in problems)
         super().__init__(f"this runner cannot run the research job yet:\n{lines}",
                          hint="fix these on the runner (`arl-bot doctor` there checks them again), then retry; "
-                              "the README's \"Install it\" lists what a runner needs")
+                              "docs/github.md, \"Install it\", lists what a runner needs")
         self.problems = list(problems)
 
 
