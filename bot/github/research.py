@@ -73,11 +73,9 @@ def _finished(ctx: Context, outcome: Outcome) -> str:
         return f"⏭️ Skipped: {outcome.skipped}."
     s, loop = outcome.summary, ctx.config.loop(outcome.loop)
     pr_url = f"{ctx.event.server_url}/{ctx.event.repository}/pull/{outcome.pr}" if outcome.pr else ""
-    return runreply.finished(
-        tried=sum(1 for a in s.attempts if a.status != "baseline"), kept=s.kept,
-        baseline=s.record.baseline.metric if s.record.baseline else None,
-        best=s.record.best.metric if s.record.best else None, metric=loop.metric.name,
-        reason=s.reason + (HANDED_OVER if outcome.handed_over else ""), pr_url=pr_url)
+    (tried, _, _), (baseline, best) = _spent(s), _ends(s.record)
+    return runreply.finished(tried=tried, kept=s.kept, baseline=baseline, best=best, metric=loop.metric.name,
+                             reason=s.reason + (HANDED_OVER if outcome.handed_over else ""), pr_url=pr_url)
 
 
 def _default_targets(ctx: Context) -> list[Target]:
@@ -180,26 +178,43 @@ def _report(ctx: Context, outcome: Outcome) -> None:
         append_summary(summary_path, f"### arl-bot: `{outcome.loop}`\n\nSkipped: {outcome.skipped}")
         return
     s = outcome.summary
-    record = s.record
-    tried = sum(1 for a in s.attempts if a.status != "baseline")
-    cost = sum(a.cost_usd for a in s.attempts)
-    tokens = sum(a.tokens_in + a.tokens_out for a in s.attempts)
-    baseline = record.baseline.metric if record.baseline else None
-    best = record.best.metric if record.best else None
+    tried, cost, tokens = _spent(s)
+    baseline, best = _ends(s.record)
     write_outputs(ctx.env.get("GITHUB_OUTPUT"), {
         "baseline": "" if baseline is None else repr(baseline), "best": "" if best is None else repr(best),
         "experiments": str(tried), "kept": str(s.kept), "cost": f"{cost:.4f}", "tokens": str(tokens),
         "pr": "" if outcome.pr is None else str(outcome.pr), "branch": loop.branch,
     })
     pr = f"[#{outcome.pr}]({ctx.event.server_url}/{ctx.event.repository}/pull/{outcome.pr})" if outcome.pr else "—"
-    append_summary(summary_path, "\n".join([
-        f"### arl-bot: `{outcome.loop}`", "", f"| {loop.metric.name} ({loop.metric.goal}) | |", "| --- | --- |",
+    append_summary(summary_path, summary_table(loop, s, pr, handed_over=outcome.handed_over))
+
+
+def summary_table(loop: Loop, s: RunSummary, pr: str = "—", *, handed_over: bool = False) -> str:
+    """The job summary's section for one loop's run; pr is a Markdown link (or a dash).
+
+    The stop reason can quote an error (`error: <message>`), so it is one table cell whatever it holds.
+    """
+    tried, cost, tokens = _spent(s)
+    baseline, best = _ends(s.record)
+    return "\n".join([
+        f"### arl-bot: `{loop.name}`", "", f"| {loop.metric.name} ({loop.metric.goal}) | |", "| --- | --- |",
         f"| baseline | {fmt(baseline)} |", f"| best | {fmt(best)} |",
         f"| this run | {tried} experiments, {s.kept} kept |",
         f"| cost | ${cost:.2f}, {tokens:,} tokens |",
-        f"| stopped | {cell(s.reason, 200)}{HANDED_OVER if outcome.handed_over else ''} |",
+        f"| stopped | {cell(s.reason, 200)}{HANDED_OVER if handed_over else ''} |",
         f"| pull request | {pr} |", f"| branch | `{loop.branch}` |",
-    ]))
+    ])
+
+
+def _spent(s: RunSummary) -> tuple[int, float, int]:
+    """Experiments tried (the baseline is not one), dollars and tokens of this run."""
+    return (sum(1 for a in s.attempts if a.status != "baseline"), sum(a.cost_usd for a in s.attempts),
+            sum(a.tokens_in + a.tokens_out for a in s.attempts))
+
+
+def _ends(record: Record) -> tuple[float | None, float | None]:
+    """The baseline's metric and the best one (None: not measured)."""
+    return (record.baseline.metric if record.baseline else None, record.best.metric if record.best else None)
 
 
 def _report_failure(ctx: Context, order: Order, target: Target, exc: ArlError) -> None:
