@@ -53,7 +53,7 @@ class PythonOptions(PluginOptions):
 
     class_: str | None = Field(default=None, alias="class", pattern=r".:.")  # with `backend: python`
     pipeline_dir: str = "."  # relative paths are in the tree
-    data_dir: str = "data"
+    data_dir: str = "data"  # the backend's data_dir (ARL_DATA_DIR); a relative path is in the tree
     sample_ids: list[str | int] | None = None  # evaluate only these samples; default: all
     python: str | None = None  # the interpreter that runs the backend; default: the bot's own
 

@@ -125,6 +125,8 @@ class _Page:
                 type_text = self.type(prop, where)
             default = _default(prop, cls, key, key in required)
             description = " ".join(filter(None, [prop.get("description"), comments.get(key)]))
+            if not description:  # a section of its own: its model says what it is
+                description = _model_description(self.defs.get(_only_ref(prop), {}), None)
             rows.append(f"| `{key}` | {_escape(type_text)} | {default} | {_escape(description)} |")
         return rows
 
@@ -212,6 +214,17 @@ def _backend_variants(model: dict[str, Any]) -> list[tuple[str, str]]:
 
 def _ref_name(ref: str) -> str:
     return ref.rsplit("/", 1)[-1]
+
+
+def _only_ref(prop: dict[str, Any]) -> str:
+    """The $defs name of the one model prop holds (itself, or in a list, a mapping, or with null); else ''."""
+    inner = [b for b in prop.get("anyOf", ()) if b.get("type") != "null"]
+    alone = inner if len(inner) == 1 else []
+    for candidate in [prop, *alone, prop.get("items", {}), prop.get("additionalProperties") or {},
+                      *prop.get("patternProperties", {}).values()]:
+        if isinstance(candidate, dict) and "$ref" in candidate:
+            return _ref_name(candidate["$ref"])
+    return ""
 
 
 def _limits(prop: dict[str, Any]) -> str:

@@ -16,9 +16,11 @@ class Param(BaseModel):
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
 
+    # An integer range [low, high].
     int_range: list[int] | None = Field(default=None, alias="int", min_length=2, max_length=2)
+    # A float range [low, high].
     float_range: list[float] | None = Field(default=None, alias="float", min_length=2, max_length=2)
-    choice: list[Choice] | None = Field(default=None, min_length=1)
+    choice: list[Choice] | None = Field(default=None, min_length=1)  # any strings, numbers or booleans
     log: bool = False  # sample on a log scale (ranges with low > 0 only)
     step: float | None = Field(default=None, gt=0)  # grid spacing; ints default to 1
 

@@ -59,6 +59,7 @@ class AnthropicOptions(ModelOptions):
     """`agent:` keys of the anthropic kind."""
 
     max_tokens: int = Field(default=16_000, ge=1)  # per model reply
+    # Retries of overloads (529), rate limits (429), 5xx and dropped connections.
     options: Retries = Field(default_factory=Retries)
 
 

@@ -53,9 +53,11 @@ class AgentResult:
 class ModelOptions(AgentConfig):
     """`agent:` keys of the kinds that call Claude (anthropic, claude-code)."""
 
-    model: str | None = None
+    model: str | None = None  # the Claude model; default: claude-sonnet-4-6 (anthropic), the CLI's own (claude-code)
+    # Model replies per experiment; default 30 (anthropic), the CLI's (claude-code).
     max_turns: int | None = Field(default=None, ge=1)
     price: PriceConfig | None = None  # overrides the price table (bot/pricing.py) for this agent's calls
+    # The variable of the bot's environment that holds the API key.
     api_key_env: str = Field(default="ANTHROPIC_API_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 

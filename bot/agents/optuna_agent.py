@@ -109,7 +109,7 @@ class OptunaOptions(AgentConfig):
 
     params_file: str | None = None  # JSON, YAML or TOML, relative to the repository root
     space: dict[str, Param] = Field(default_factory=dict)  # dotted key -> int/float/choice
-    sampler: Literal["tpe", "random"] = "tpe"
+    sampler: Literal["tpe", "random"] = "tpe"  # tpe models the results so far; random samples the space uniformly
     seed: int | None = 0  # with the experiment number, makes proposals reproducible; null: random
     startup_trials: int = Field(default=5, ge=0)  # random trials before TPE models the results
 
