@@ -114,8 +114,11 @@ class Confinement:
         _sweep(parent)
         group = parent / f"{PREFIX}{uuid.uuid4().hex[:12]}"
         try:
-            if version == 2:
-                (parent / "cgroup.subtree_control").write_text(f"+{controller}")
+            # Written only when not yet enabled: the write locks the hierarchy and waits until the groups of
+            # earlier phases, removed a moment ago, have finished going offline.
+            control = parent / "cgroup.subtree_control"
+            if version == 2 and controller not in control.read_text().split():
+                control.write_text(f"+{controller}")
             group.mkdir()
         except OSError:
             return
