@@ -19,6 +19,7 @@ from arl_bot.evaluate import Evaluator, SeedResult
 from arl_bot.git import Git
 from arl_bot.loop import RunOptions, Session
 from arl_bot.record import Attempt
+from arl_bot.runview import RunView
 from arl_bot.sandbox import get_sandbox
 
 from benchmarks.synth import make_repo, synth_record
@@ -56,10 +57,10 @@ class Timer:
         self.body_chars = 0
         self._t = time.perf_counter()
 
-    def on_attempt(self, session: Session, attempt: Attempt) -> None:
+    def on_attempt(self, run: RunView, attempt: Attempt) -> None:
         """Render the body (part of the bot's cost), then take the lap."""
-        assert session.record is not None
-        self.body_chars = len(prbody.render(session.record, self.ctx))
+        assert run.record is not None
+        self.body_chars = len(prbody.render(run.record, self.ctx))
         now = time.perf_counter()
         self.times.append(now - self._t)
         self._t = now

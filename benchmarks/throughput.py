@@ -22,6 +22,7 @@ from arl_bot.evaluate import Evaluator, SeedResult
 from arl_bot.git import Git
 from arl_bot.loop import RunOptions, Session
 from arl_bot.record import Attempt
+from arl_bot.runview import Listener, RunView
 from arl_bot.sandbox import get_sandbox
 
 from benchmarks.synth import make_repo
@@ -56,7 +57,7 @@ class SleepEvaluator(Evaluator):
         return SeedResult(seed, float((tree / "model" / "value.txt").read_text()))
 
 
-class Clock:
+class Clock(Listener):
     """Starts when the baseline is recorded; each later attempt is a lap."""
 
     def __init__(self) -> None:
@@ -65,12 +66,13 @@ class Clock:
         self.busy_at_start = 0.0
         self.session: Session | None = None
 
-    def on_attempt(self, session: Session, attempt: Attempt) -> None:
+    def on_attempt(self, run: RunView, attempt: Attempt) -> None:
         """Take the lap (the baseline starts the clock and the slot-busy count)."""
         now = time.monotonic()
         if attempt.status == "baseline":
-            self.start, self.session = now, session
-            self.busy_at_start = sum(session.slots.busy_s)
+            assert self.session is not None
+            self.start = now
+            self.busy_at_start = sum(self.session.slots.busy_s)
         else:
             self.laps.append(now)
 
@@ -90,6 +92,7 @@ def measure(workers: int, slots: int, experiments: int, agent_s: float, eval_s: 
         session = Session(Git(root), cfg, loop, RunOptions(experiments=experiments, dry_run=True),
                           sandbox=sandbox, agent=SleepAgent(loop.agent, loop, sandbox),
                           evaluator=SleepEvaluator(loop, sandbox), listeners=[clock])
+        clock.session = session  # the benchmark reads the slots' busy time, which listeners are not shown
         session.run()
         assert clock.start is not None and len(clock.laps) == experiments
         wall = clock.laps[-1] - clock.start

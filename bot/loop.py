@@ -23,7 +23,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
-from typing import Any, Protocol
+from typing import Any
 
 from . import decide, diffcheck, guards, names, noise, prompt, rebase, safefile, treecheck, validate
 from .agents import Agent, AgentResult, AgentTask, get_agent
@@ -36,6 +36,7 @@ from .journal import Journal
 from .lock import LoopLock
 from .measurer import Measurer
 from .record import Attempt, Meta, Record, Status
+from .runview import Listener, RunView, listener
 from .sandbox import Sandbox, choose_sandbox
 from .scheduler import Scheduler, start_reason
 from .slots import DeviceSandbox, Slot, SlotPool, slots_for
@@ -59,15 +60,6 @@ class RunOptions:
     run_id: str = ""
     run_url: str = ""
     notes: dict[str, object] = field(default_factory=dict)  # more run_start data (a job chain's budget so far)
-
-
-class Listener(Protocol):
-    """Told what happens during a run (terminal progress, the pull request, the job summary)."""
-
-    def on_start(self, session: Session) -> None: ...
-    def on_phase(self, session: Session, experiment: int, phase: str) -> None: ...
-    def on_attempt(self, session: Session, attempt: Attempt) -> None: ...
-    def on_end(self, session: Session, reason: str) -> None: ...
 
 
 @dataclass
@@ -116,7 +108,7 @@ class Session:
         sandbox: Sandbox | None = None,
         agent: Agent | None = None,
         evaluator: Evaluator | None = None,
-        listeners: list[Listener] | None = None,
+        listeners: list[Listener] | list[Any] | None = None,
     ) -> None:
         self.repo = repo
         self.config = config
@@ -128,7 +120,9 @@ class Session:
         self.evaluator = evaluator or get_evaluator(loop, self.sandbox)
         # seeds, noise, keep rule, holdout, services; it reports seeds to the listeners through a callback
         self.measurer = Measurer(loop, self.evaluator, on_seed=self._seed)
-        self.listeners = list(listeners or [])
+        # Told what happens, through a read-only view (self.view), never this session; an object with only
+        # some of the methods is taken too (the others do nothing).
+        self.listeners: list[Listener] = [listener(x) for x in listeners or []]
         self.strategy = Strategy(loop)
         self.state_dir = repo.common_dir / "autoresearch"
         self.branch = ResearchBranch(repo, loop)
@@ -150,7 +144,11 @@ class Session:
         self._agents: dict[int, Agent] = {0: self.agent}
         self._bound: dict[int, tuple[Measurer, Sandbox]] = {}  # by slot: evaluation bound to its device
         self._scheduler: Scheduler | None = None
-        self._events: queue.SimpleQueue[tuple[str, tuple[Any, ...], bool]] = queue.SimpleQueue()
+        self._events: queue.SimpleQueue[Callable[[Listener], None]] = queue.SimpleQueue()
+        self.view = RunView(
+            loop=loop, record=lambda: self.journal.record, dry_run=self.options.dry_run, remote=self.options.remote,
+            sandbox=self.sandbox.name, isolated=self.sandbox.isolated, workers=loop.workers, slots=self.slots,
+            in_flight=lambda: dict(self.journal.in_flight), pushed=self._pushed, warn=self.warn)
 
     # -- what the listeners and the bot's other commands read ---------------------------------------
     @property
@@ -181,7 +179,7 @@ class Session:
                        sandbox=self.sandbox.name, dry_run=self.options.dry_run, **self._base_moved(),
                        guards=guards.rules(self.loop.guards),  # the PR body lists the guards in force
                        **self._workers_note(), **self.options.notes)
-            self._emit("on_start")
+            self._tell(lambda x: x.on_start(self.view))
 
             def stop(in_flight: int) -> str | None:
                 state.elapsed_s = time.monotonic() - started
@@ -275,7 +273,7 @@ class Session:
                 self.base_behind = 0
             self._note("run_start", run_id=self.run_id, url=self.options.run_url, sandbox=self.sandbox.name,
                        dry_run=self.options.dry_run, mode=mode, **self._base_moved())
-            self._emit("on_start")
+            self._tell(lambda x: x.on_start(self.view))
             best = record.best.metric if record.best else None
             started_at = now()
             self.journal.begin(0, description, started_at)
@@ -355,7 +353,7 @@ class Session:
         self.tree = self._tree(0)
         self.record = record
         for attempt in self.journal.recover(self.branch):
-            self._emit("on_attempt", attempt)
+            self._told(attempt)
         head = self.branch.head()
         self.tree.reset_hard(head)
         self._at[0] = head
@@ -647,8 +645,12 @@ class Session:
         attempt, moved = self.journal.append(attempt, patch, worker)
         if moved:
             self._branch_moved()
-        self._emit("on_attempt", attempt)
+        self._told(attempt)
         return attempt
+
+    def _told(self, attempt: Attempt) -> None:
+        self.view.counted(attempt)
+        self._tell(lambda x: x.on_attempt(self.view, attempt))
 
     def _branch_moved(self) -> None:
         """The push took in commits from elsewhere: check the new head out; the run re-measures it."""
@@ -669,8 +671,7 @@ class Session:
     def _finish(self, reason: str, **data: object) -> None:
         self._note("run_end", reason=reason, run_id=self.run_id, **data)
         self.journal.push()
-        self._drain()
-        self._emit("on_end", reason)
+        self._tell(lambda x: x.on_end(self.view, reason))
 
     def _ready(self) -> tuple[Record, Git]:
         assert self.record is not None and self.tree is not None, "call run() first"
@@ -682,43 +683,43 @@ class Session:
     def warn(self, text: str) -> None:
         """Say something the user should know; listeners print it."""
         self.warnings.append(text)
-        self._emit("on_warning", text)
+        self._tell(lambda x: x.on_warning(self.view, text))
 
     def _seed(self, seed: int, result: SeedResult | None) -> None:
-        """Tell listeners that have `on_seed(seed)` / `on_seed_done(seed, error)` (the terminal's printer)."""
+        """Tell the listeners a seed started (result None) or ended."""
         if result is None:
-            self._call("on_seed", (seed,), False)
+            self._tell(lambda x: x.on_seed(self.view, seed))
         else:
-            self._call("on_seed_done", (seed, result.error), False)
+            error = result.error
+            self._tell(lambda x: x.on_seed_done(self.view, seed, error))
 
     def _phase(self, experiment: int, phase: str, work: _Work | None = None) -> None:
         if self.parallel and work is not None:
+            self.journal.update(work.worker, phase=phase)
             phase = f"{phase} (worker {work.worker}{', ' + work.device if work.device else ''})"
-        self._emit("on_phase", experiment, phase)
+        self._tell(lambda x: x.on_phase(self.view, experiment, phase))
 
-    def _emit(self, method: str, *args: object) -> None:
-        self._call(method, args, True)
-
-    def _call(self, method: str, args: tuple[Any, ...], with_session: bool) -> None:
+    def _tell(self, event: Callable[[Listener], None]) -> None:
+        """Give every listener the event, on the run's thread (from a worker, at the scheduler's next look)."""
         if threading.current_thread() is not threading.main_thread():
-            self._events.put((method, args, with_session))
+            self._events.put(event)
             return
         self._drain()
-        self._deliver(method, args, with_session)
-
-    def _deliver(self, method: str, args: tuple[Any, ...], with_session: bool) -> None:
-        for listener in self.listeners:
-            handler = getattr(listener, method, None)
-            if handler is not None:
-                handler(self, *args) if with_session else handler(*args)
+        for each in self.listeners:
+            event(each)
 
     def _drain(self) -> None:
         while True:
             try:
-                method, args, with_session = self._events.get_nowait()
+                event = self._events.get_nowait()
             except queue.Empty:
                 return
-            self._deliver(method, args, with_session)
+            for each in self.listeners:
+                event(each)
+
+    def _pushed(self) -> bool:
+        """Whether the research branch has reached the remote (the view tells the PR listener)."""
+        return self.remote is not None and self.repo.rev(self.remote.tracking_branch) is not None
 
 
 def _snapshot(record: Record) -> Record:

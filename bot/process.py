@@ -270,8 +270,10 @@ class _Pump:
                 self.proc.stdin.close()
 
     def _forget(self, fileobj: object) -> None:
-        with contextlib.suppress(KeyError, ValueError):
+        try:
             self.selector.unregister(fileobj)  # type: ignore[arg-type]
+        except (KeyError, ValueError):
+            return  # forgotten before: its number may be another thread's file by now, so never close it again
         if isinstance(fileobj, int):
             with contextlib.suppress(OSError):
                 os.close(fileobj)

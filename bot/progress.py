@@ -8,15 +8,13 @@ import sys
 import threading
 import time
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Literal, TextIO
+from typing import Literal, TextIO
 
 from . import guards
 from .prbody import fmt
 from .record import Attempt
+from .runview import Listener, RunView
 from .sanitize import terminal_text
-
-if TYPE_CHECKING:
-    from .loop import Session
 
 Mode = Literal["auto", "status", "plain", "github"]
 MODES: tuple[str, ...] = ("auto", "status", "plain", "github")
@@ -39,13 +37,13 @@ def clock(seconds: float) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
-class LinePrinter:
+class LinePrinter(Listener):
     """Plain lines, one per event: readable in a terminal, a CI log and a pipe alike."""
 
     def __init__(self, stream: TextIO | None = None) -> None:
         self.stream = stream or sys.stderr
         self._t0 = time.monotonic()
-        self.session: Session | None = None
+        self.run: RunView | None = None
         self.experiment: int | None = None
         self.phase = ""
         self.run_cost = 0.0
@@ -53,56 +51,56 @@ class LinePrinter:
     def _write(self, text: str) -> None:
         print(text, file=self.stream, flush=True)
 
-    def _say(self, session: Session, text: str) -> None:
+    def _say(self, run: RunView, text: str) -> None:
         elapsed = time.monotonic() - self._t0
-        self._write(f"[{session.loop.name} {elapsed:7.1f}s] {text}")
+        self._write(f"[{run.loop.name} {elapsed:7.1f}s] {text}")
 
-    def on_start(self, session: Session) -> None:
+    def on_start(self, run: RunView) -> None:
         """Say where the loop starts from."""
-        self.session = session
-        record = session.record
+        self.run = run
+        record = run.record
         assert record is not None
         best = record.best
         where = f"resuming at experiment {record.next_experiment}, best {fmt(best.metric)}" if best \
             else "starting: measuring the baseline first"
-        mode = "dry run (nothing is pushed)" if session.options.dry_run else f"pushing to {session.options.remote}"
-        self._say(session, f"{where}; branch {session.loop.branch}; sandbox {session.sandbox.name}; {mode}")
+        mode = "dry run (nothing is pushed)" if run.dry_run else f"pushing to {run.remote}"
+        workers = f"; {run.workers} workers on {', '.join(run.slots)}" if run.workers > 1 else ""
+        self._say(run, f"{where}; branch {run.loop.branch}; sandbox {run.sandbox}; {mode}{workers}")
 
-    def on_warning(self, session: Session, text: str) -> None:
+    def on_warning(self, run: RunView, text: str) -> None:
         """Pass a warning on."""
-        self._say(session, f"warning: {one_line(text)}")
+        self._say(run, f"warning: {one_line(text)}")
 
-    def on_phase(self, session: Session, experiment: int, phase: str) -> None:
+    def on_phase(self, run: RunView, experiment: int, phase: str) -> None:
         """Say which phase started."""
-        self.session, self.experiment, self.phase = session, experiment, phase
-        self._say(session, f"experiment {experiment}: {phase}…")
+        self.run, self.experiment, self.phase = run, experiment, phase
+        self._say(run, f"experiment {experiment}: {phase}…")
 
-    def on_seed(self, seed: int) -> None:
+    def on_seed(self, run: RunView, seed: int) -> None:
         """Say which seed is being evaluated (only worth a line when there are several)."""
         self.phase = self._seed_phase(seed)
-        session = self.session
-        if session is not None and self.experiment is not None and len(session.loop.evaluate.seeds) > 1:
-            self._say(session, f"experiment {self.experiment}: {self.phase}…")
+        if self.experiment is not None and len(run.loop.evaluate.seeds) > 1:
+            self._say(run, f"experiment {self.experiment}: {self.phase}…")
 
-    def on_seed_done(self, seed: int, error: str) -> None:
+    def on_seed_done(self, run: RunView, seed: int, error: str) -> None:
         """Note that a seed finished; after the last one the attempt is being recorded."""
-        seeds = list(self.session.loop.evaluate.seeds) if self.session is not None else []
+        seeds = list(run.loop.evaluate.seeds)
         if error or not seeds or seed == seeds[-1]:
             self.phase = "recording"
 
     def _seed_phase(self, seed: int) -> str:
-        seeds = list(self.session.loop.evaluate.seeds) if self.session is not None else []
+        seeds = list(self.run.loop.evaluate.seeds) if self.run is not None else []
         where = f" ({seeds.index(seed) + 1}/{len(seeds)})" if seed in seeds else ""
         return f"evaluating seed {seed}{where}"
 
-    def on_attempt(self, session: Session, attempt: Attempt) -> None:
+    def on_attempt(self, run: RunView, attempt: Attempt) -> None:
         """Say how an attempt ended."""
         self.run_cost += attempt.cost_usd
-        self._say(session, self.result_line(session, attempt))
+        self._say(run, self.result_line(run, attempt))
 
-    def result_line(self, session: Session, attempt: Attempt) -> str:
+    def result_line(self, run: RunView, attempt: Attempt) -> str:
         """One line saying how an attempt ended."""
-        record = session.record
+        record = run.record
         assert record is not None
         delta = f" (Δ {attempt.delta:+.4g})" if attempt.delta is not None and attempt.status != "baseline" else ""
         why = f" — {one_line(attempt.reason)}" if attempt.status in ("crash", "invalid", "interrupted") else ""
@@ -110,12 +108,12 @@ class LinePrinter:
             why = f" — turned down by guard {one_line(guards.failed_guard(attempt))}"
         best = record.best.metric if record.best else None
         return (f"experiment {attempt.experiment}: {attempt.status.upper()} "
-                f"{session.loop.metric.name}={fmt(attempt.metric)}{delta} best={fmt(best)} "
+                f"{run.loop.metric.name}={fmt(attempt.metric)}{delta} best={fmt(best)} "
                 f"\"{one_line(attempt.description)}\"{why}")
 
-    def on_end(self, session: Session, reason: str) -> None:
+    def on_end(self, run: RunView, reason: str) -> None:
         """Say why the run stopped."""
-        self._say(session, f"stopped: {one_line(reason)}")
+        self._say(run, f"stopped: {one_line(reason)}")
 
 
 class GitHubPrinter(LinePrinter):
@@ -130,21 +128,21 @@ class GitHubPrinter(LinePrinter):
         if title is not None:
             self._write(f"::group::{title}")
 
-    def on_phase(self, session: Session, experiment: int, phase: str) -> None:
+    def on_phase(self, run: RunView, experiment: int, phase: str) -> None:
         """Open the experiment's group on its first phase."""
         if experiment != self.experiment or not self._open:
             self._fold(f"experiment {experiment}")
-        super().on_phase(session, experiment, phase)
+        super().on_phase(run, experiment, phase)
 
-    def on_attempt(self, session: Session, attempt: Attempt) -> None:
+    def on_attempt(self, run: RunView, attempt: Attempt) -> None:
         """Close the group first, so the result stays visible when the group is folded."""
         self._fold(None)
-        super().on_attempt(session, attempt)
+        super().on_attempt(run, attempt)
 
-    def on_end(self, session: Session, reason: str) -> None:
+    def on_end(self, run: RunView, reason: str) -> None:
         """Close any group left open by an interrupted experiment."""
         self._fold(None)
-        super().on_end(session, reason)
+        super().on_end(run, reason)
 
 
 class StatusLine(LinePrinter):
@@ -166,18 +164,25 @@ class StatusLine(LinePrinter):
 
     def status(self) -> str:
         """The status line's text (without escape codes)."""
-        session = self.session
-        if session is None or session.record is None:
+        run = self.run
+        if run is None or run.record is None:
             return ""
-        record = session.record
+        record = run.record
         now = time.monotonic()
-        parts = [f"▶ {session.loop.name}"]
-        if self.experiment is not None:
+        parts = [f"▶ {run.loop.name}"]
+        if run.workers > 1:  # one phase at a time says little: what each worker runs, and the rate
+            flights = run.in_flight()
+            parts.append(f"{len(flights)} in flight: " + (", ".join(
+                f"#{f.experiment} {f.phase.split(' (')[0] or 'starting'}{' on ' + f.device if f.device else ''}"
+                for f in flights) or "none"))
+            done = run.throughput()
+            parts.append(f"{done.per_hour:.0f} exp/h, slots {done.busy:.0%} busy")
+        elif self.experiment is not None:
             parts.append(f"experiment {self.experiment}: {self.phase or 'starting'} {clock(now - self._phase_t0)}")
         parts.append(f"run {clock(now - self._t0)}")
         best, baseline = record.best, record.baseline
         if best is not None and best.metric is not None:
-            text = f"best {session.loop.metric.name} {fmt(best.metric)}"
+            text = f"best {run.loop.metric.name} {fmt(best.metric)}"
             if baseline is not None and baseline.metric and best is not baseline:
                 text += f" ({(best.metric - baseline.metric) / abs(baseline.metric) * 100:+.1f}%)"
             parts.append(text)
@@ -203,33 +208,33 @@ class StatusLine(LinePrinter):
                     return
                 self._draw()
 
-    def on_start(self, session: Session) -> None:
+    def on_start(self, run: RunView) -> None:
         """Print the start line and start redrawing the clocks."""
-        super().on_start(session)
+        super().on_start(run)
         self._stop.clear()
         self._ticker = threading.Thread(target=self._tick, name="arl-status", daemon=True)
         self._ticker.start()
 
-    def on_phase(self, session: Session, experiment: int, phase: str) -> None:
+    def on_phase(self, run: RunView, experiment: int, phase: str) -> None:
         """Show the phase on the status line instead of printing a line."""
         if experiment != self.experiment:
             self._phase_t0 = time.monotonic()
-        self.session, self.experiment, self.phase = session, experiment, phase
+        self.run, self.experiment, self.phase = run, experiment, phase
         self._draw()
 
-    def on_seed(self, seed: int) -> None:
+    def on_seed(self, run: RunView, seed: int) -> None:
         """Show the seed on the status line."""
         self.phase = self._seed_phase(seed)
         self._draw()
 
-    def on_end(self, session: Session, reason: str) -> None:
+    def on_end(self, run: RunView, reason: str) -> None:
         """Stop redrawing, erase the status line and print why the run stopped."""
         with self._lock:
             self._stop.set()
         if self._ticker is not None:
             self._ticker.join(timeout=2)
         self.experiment = None
-        super().on_end(session, reason)
+        super().on_end(run, reason)
         with self._lock:
             if self._drawn:
                 self.stream.write(CLEAR)

@@ -59,3 +59,21 @@ def test_a_background_child_does_not_outlive_a_clean_run(tmp_path: Path) -> None
                          env=dict(os.environ), timeout=30)
     assert result.ok
     assert not running(int(pidfile.read_text()))
+
+
+def test_a_finished_child_never_closes_a_descriptor_twice(tmp_path: Path) -> None:
+    # The child's exit descriptor (a pidfd) was closed when its exit was seen, and again while draining:
+    # by then its number can be another thread's file (a worker writing the record), which then failed
+    # with EBADF. Files opened while the child runs stand in for that thread's.
+    opened: list[int] = []
+
+    def watch() -> bool:
+        opened.append(os.open(tmp_path / f"file-{len(opened)}", os.O_CREAT | os.O_WRONLY, 0o600))
+        return False
+
+    result = process.run(["sh", "-c", "sleep 0.3"], cwd=tmp_path, env={"PATH": os.environ["PATH"]}, timeout=30,
+                         watch=watch)
+    assert result.ok and opened
+    for fd in opened:
+        os.write(fd, b"still mine")  # EBADF when run() closed this number a second time
+        os.close(fd)

@@ -83,14 +83,14 @@ def test_the_clock_redraws_while_a_phase_runs_and_never_after_the_end(tmp_path: 
     session.record = small_record()
     stream = io.StringIO()
     printer = StatusLine(stream)
-    printer.on_start(session)
-    printer.on_phase(session, 10, "agent")
+    printer.on_start(session.view)
+    printer.on_phase(session.view, 10, "agent")
     drawn = stream.getvalue().count(CLEAR)
     deadline = time.monotonic() + 30  # waits for an event (a redraw with nothing happening), asserts no duration
     while stream.getvalue().count(CLEAR) == drawn and time.monotonic() < deadline:
         time.sleep(0.05)
     assert stream.getvalue().count(CLEAR) > drawn, "the status line never redrew its clock"
-    printer.on_end(session, "budget spent")
+    printer.on_end(session.view, "budget spent")
     ended = stream.getvalue()
     time.sleep(3 * TICK_S)
     assert stream.getvalue() == ended and ended.endswith(CLEAR)  # nothing drawn after the final erase
@@ -119,9 +119,9 @@ def test_agent_text_cannot_forge_a_workflow_command(tmp_path: Path) -> None:
     session.record = small_record()
     stream = io.StringIO()
     printer = GitHubPrinter(stream)
-    printer.on_phase(session, 10, "agent")
-    printer.on_attempt(session, session.record.attempts[10])  # its description holds "\n::error::injected"
-    printer.on_warning(session, "agent said\n::add-mask::x")
+    printer.on_phase(session.view, 10, "agent")
+    printer.on_attempt(session.view, session.record.attempts[10])  # its description holds "\n::error::injected"
+    printer.on_warning(session.view, "agent said\n::add-mask::x")
     lines = stream.getvalue().splitlines()
     assert [line for line in lines if line.startswith("::")] == ["::group::experiment 10", "::endgroup::"]
     assert "steps: 200 -> 300 ::error::injected" in lines[-2]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 from dataclasses import replace
-from typing import TYPE_CHECKING
 
 from .. import names
 from ..config import Loop
@@ -12,12 +11,10 @@ from ..errors import ArlError
 from ..git import Git
 from ..prbody import BodyContext, merge, own, render
 from ..record import Attempt, Record
+from ..runview import Listener, RunView
 from ..store import RecordStore
 from ..sync import Remote
 from .client import GitHub, GitHubError, Pull
-
-if TYPE_CHECKING:
-    from ..loop import Session
 
 START_MESSAGE = "autoresearch: start loop {loop}"
 STARTING_BODY = ("## 🔬 autoresearch: `{loop}`\n\nStarting: the baseline is being measured. This body is rebuilt from "
@@ -57,7 +54,7 @@ def seed_branch(repo: Git, loop: Loop, remote: str = "origin") -> bool:
     base = loop.base or repo.current_branch()
     base_sha = repo.rev(base) if base else None
     if base_sha is None:
-        return False  # the Session explains a detached HEAD or an empty base better than we could here
+        return False  # the run explains a detached HEAD or an empty base better than we could here
     tree = repo.run("rev-parse", f"{base_sha}^{{tree}}")
     sha = repo.commit_tree(tree, base_sha, START_MESSAGE.format(loop=loop.name), {"Loop": loop.name})
     repo.move_ref(branch_ref, sha, None)
@@ -68,8 +65,8 @@ def seed_branch(repo: Git, loop: Loop, remote: str = "origin") -> bool:
 FLUSH_S = 180.0  # how long the end of a run waits for the last body update to get through
 
 
-class PullRequestView:
-    """A Session listener that keeps the loop's pull request level with the record.
+class PullRequestView(Listener):
+    """A run listener that keeps the loop's pull request level with the record.
 
     Requests: one to find the pull request (or open it) at the start, then at most one body update per
     experiment and one at the end; none of them grows with the history. Updates are posted by a
@@ -96,7 +93,7 @@ class PullRequestView:
         self._next: str | None = None  # the newest body not yet posted
         self._busy = False
         self._poster: threading.Thread | None = None
-        self._session: Session | None = None
+        self._run: RunView | None = None
 
     def find(self) -> Pull | None:
         """The open pull request from the loop's branch, if there is one."""
@@ -123,7 +120,7 @@ class PullRequestView:
             base = self.base or (record.meta.base_branch if record is not None else self.loop.base
                                  or repo.current_branch())
             if not base:
-                return  # a detached HEAD: the Session says what to do better than we could here
+                return  # a detached HEAD: the run says what to do better than we could here
             self.base = base
             self._create(base, record)
         except GitHubError as exc:
@@ -134,33 +131,33 @@ class PullRequestView:
                          "which overrides it); no experiment was run") from None
             self.errors.append(exc)
 
-    def on_start(self, session: Session) -> None:
+    def on_start(self, run: RunView) -> None:
         """Find or open the pull request and show the run as started."""
-        assert session.record is not None
-        body = render(session.record, self.ctx)
+        assert run.record is not None
+        body = render(run.record, self.ctx)
         try:
             if self.number is None:
                 self.pull = self.find()
                 self.number = self.pull.number if self.pull else None
             if self.number is None:
-                if session.remote is None or session.repo.rev(session.remote.tracking_branch) is None:
+                if not run.pushed():
                     return  # the branch is not on GitHub yet; the first recorded attempt pushes it
-                self._open(session)
+                self._open(run)
             else:
-                self._post_later(session, body)
+                self._post_later(run, body)
         except GitHubError as exc:
-            self._failed(session, exc)
+            self._failed(run, exc)
 
-    def on_phase(self, session: Session, experiment: int, phase: str) -> None:
+    def on_phase(self, run: RunView, experiment: int, phase: str) -> None:
         """Phases are not worth a request each; the body changes when an attempt is recorded."""
 
-    def on_attempt(self, session: Session, attempt: Attempt) -> None:
+    def on_attempt(self, run: RunView, attempt: Attempt) -> None:
         """Rebuild the body after each recorded attempt (one request)."""
-        self._refresh(session)
+        self._refresh(run)
 
-    def on_end(self, session: Session, reason: str) -> None:
+    def on_end(self, run: RunView, reason: str) -> None:
         """Show why the run stopped, and wait (a while) until GitHub has it."""
-        self._refresh(session)
+        self._refresh(run)
         self.flush(FLUSH_S)
 
     def flush(self, timeout: float) -> bool:
@@ -168,20 +165,20 @@ class PullRequestView:
         with self._turn:
             return self._turn.wait_for(lambda: self._next is None and not self._busy, timeout)
 
-    def _refresh(self, session: Session) -> None:
-        assert session.record is not None
-        body = render(session.record, self.ctx)  # here, on the loop's thread: the record is not thread-safe
+    def _refresh(self, run: RunView) -> None:
+        assert run.record is not None
+        body = render(run.record, self.ctx)  # here, on the loop's thread: the record is not thread-safe
         if self.number is not None:
-            self._post_later(session, body)
+            self._post_later(run, body)
             return
         try:
-            self._open(session)
+            self._open(run)
         except GitHubError as exc:
-            self._failed(session, exc)
+            self._failed(run, exc)
 
-    def _post_later(self, session: Session, body: str) -> None:
+    def _post_later(self, run: RunView, body: str) -> None:
         with self._turn:
-            self._next, self._session = body, session
+            self._next, self._run = body, run
             if self._poster is None:
                 self._poster = threading.Thread(target=self._post_forever, name="arl-pr-body", daemon=True)
                 self._poster.start()
@@ -192,13 +189,13 @@ class PullRequestView:
             with self._turn:
                 self._turn.wait_for(lambda: self._next is not None)
                 body, self._next, self._busy = self._next, None, True
-                session = self._session
+                run = self._run
             try:
                 assert body is not None
                 self._update(body)
             except GitHubError as exc:
-                if session is not None:
-                    self._failed(session, exc)
+                if run is not None:
+                    self._failed(run, exc)
             finally:
                 with self._turn:
                     self._busy = False
@@ -208,10 +205,10 @@ class PullRequestView:
         """Whether the pull request's body, as last posted, shows this record."""
         return self._posted == render(record, self.ctx)
 
-    def _open(self, session: Session) -> None:
-        assert session.record is not None
-        base = self.base or session.record.meta.base_branch
-        self._create(base, session.record)
+    def _open(self, run: RunView) -> None:
+        assert run.record is not None
+        base = self.base or run.record.meta.base_branch
+        self._create(base, run.record)
 
     def _create(self, base: str, record: Record | None) -> None:
         try:
@@ -244,7 +241,7 @@ class PullRequestView:
         self.github.set_pull_body(self.number, merge(current, body))
         self._posted = body
 
-    def _failed(self, session: Session, exc: GitHubError) -> None:
+    def _failed(self, run: RunView, exc: GitHubError) -> None:
         self.errors.append(exc)
-        session.warn(f"could not update the pull request ({exc.message}); the record is safe and the "
+        run.warn(f"could not update the pull request ({exc.message}); the record is safe and the "
                      "next update rebuilds the body")
