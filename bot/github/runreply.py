@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from ..prbody import fmt
+from ..sanitize import code_span, markdown_text
 from .client import GitHub, GitHubError
 from .feedback import MARKER, quote
 
@@ -19,7 +20,7 @@ RUN_MARKER = "<!-- arl-bot:run-reply -->"  # the research job edits only a comme
 
 def queued(line: str, loop: str, runner: Sequence[str]) -> str:
     """The gate's reply: what runs, and the labels of the runner it waits for."""
-    labels = ", ".join(f"`{label}`" for label in runner)
+    labels = ", ".join(code_span(label) for label in runner)
     return (f"{MARKER}\n{RUN_MARKER}\n{quote(line)}\n⏳ Queued for `{loop}`: the research job waits for a "
             f"runner with the labels {labels}. If no such runner is online, GitHub keeps it queued for up to 24 "
             "hours; this comment changes when it starts.")
@@ -28,7 +29,7 @@ def queued(line: str, loop: str, runner: Sequence[str]) -> str:
 def started(runner_name: str, run_url: str, at: datetime | None = None) -> str:
     """The line the research job adds when it starts."""
     log = f" ([log]({run_url}))" if run_url else ""
-    where = f" on runner `{runner_name}`" if runner_name else ""
+    where = f" on runner {code_span(runner_name)}" if runner_name else ""
     return f"🚀 Started{where} at {_clock(at)}{log}."
 
 
@@ -37,7 +38,7 @@ def finished(*, tried: int, kept: int, baseline: float | None, best: float | Non
     """The line the research job adds when the run ends, with its figures."""
     pr = f" See the [pull request]({pr_url})." if pr_url else ""
     return (f"✅ Finished at {_clock(at)}: {tried} experiments, {kept} kept; {metric} best {fmt(best)} "
-            f"(baseline {fmt(baseline)}); stopped: {reason}.{pr}")
+            f"(baseline {fmt(baseline)}); stopped: {markdown_text(reason)}.{pr}")
 
 
 def failed(message: str, at: datetime | None = None) -> str:
