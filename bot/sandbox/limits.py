@@ -204,14 +204,19 @@ def _kill_all(group: Path) -> None:
         pause = min(pause * 2, 0.02)
 
 
-_swept: set[Path] = set()  # parents swept by this process: what a killed bot left is there before we start
+_swept: dict[Path, float] = {}  # parent -> when this process last swept it
 
 
 def _sweep(parent: Path) -> None:
-    """Remove empty cgroups left by a bot that was killed before it could clean up (once per process)."""
-    if parent in _swept:
+    """Remove empty cgroups left by a bot that was killed before it could clean up.
+
+    At most once per STALE_S per parent: a group becomes stale only after that long, so looking at every
+    phase (a directory listing each time) finds nothing more.
+    """
+    now = time.monotonic()
+    if now - _swept.get(parent, -STALE_S) < STALE_S:
         return
-    _swept.add(parent)
+    _swept[parent] = now
     cutoff = time.time() - STALE_S
     for stale in parent.glob(f"{PREFIX}*"):
         with contextlib.suppress(OSError):  # not empty: in use by a run going on right now
