@@ -37,15 +37,16 @@ class Started:
 
 
 def prepare_run(repo: Git, cfg: Config, loop: Loop, options: RunOptions, *, listeners: list[Listener],
-                config_path: Path | None = None) -> Started:
+                config_path: Path | None = None, require_isolation: bool = False) -> Started:
     """Check this machine can grant the loop's sandbox limits, choose the sandbox, build the session, warn.
 
     config_path: the config file read from the checkout; when given, a run that follows uncommitted changes
-    to it says so (the Action runs on the committed file and passes none).
+    to it says so (the Action runs on the committed file and passes none). require_isolation: the Action,
+    whose process holds a write token, never falls back to running the agent unsandboxed.
     """
     # Here, where the loop runs, and not in config.load(): the gate that reads the config may run elsewhere.
     config_module.check_host(cfg, loop)
-    sandbox = choose_sandbox(loop)
+    sandbox = choose_sandbox(loop, require_isolation=require_isolation)
     session = Session(repo, cfg, loop, options, sandbox=sandbox, listeners=listeners)
     warning = "" if sandbox.isolated else WARNING
     if warning:

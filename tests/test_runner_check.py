@@ -25,7 +25,7 @@ from arl_bot.github.runner_check import (
 )
 
 from tests.action_world import world
-from tests.labs import git, value_config
+from tests.labs import git, make_lab, value_config
 
 GOOD = Facts(python=(3, 12, 1), bwrap="/usr/bin/bwrap", bwrap_error="", free_bytes=50 * 1024**3,
              disk_path="/work", runner_version=(2, 330, 0), runner_note="")
@@ -160,6 +160,22 @@ def test_research_refuses_to_run_an_agent_without_a_sandbox(tmp_path: Path, monk
         assert BWRAP_INSTALL in result.stderr and "`sandbox: none`" in result.stderr
         assert w.lab.remote is not None
         assert "autoresearch/demo" not in git(w.lab.remote, "branch", "--list"), "nothing may have run"
+
+
+def test_starting_a_run_for_the_action_never_falls_back_to_no_sandbox(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Behind the runner check: should bwrap vanish after it, the research job's start refuses too.
+    from arl_bot.loop import RunOptions
+    from arl_bot.sandbox import SandboxRequired
+    from arl_bot.start import prepare_run
+
+    monkeypatch.setenv("PATH", _without_bwrap(tmp_path))
+    lab = make_lab(tmp_path, ["8"], config_text=value_config().replace("    sandbox: none\n", ""))
+    with pytest.raises(SandboxRequired):
+        prepare_run(lab.repo, lab.config(), lab.loop(), RunOptions(dry_run=True), listeners=[],
+                    require_isolation=True)
+    started = prepare_run(lab.repo, lab.config(), lab.loop(), RunOptions(dry_run=True), listeners=[])
+    assert started.sandbox_warning  # the CLI runs on, and says so
 
 
 def test_an_explicit_sandbox_none_still_runs_without_bwrap(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -102,7 +102,7 @@ def run_one(ctx: Context, order: Order, target: Target) -> Outcome:
     started = prepare_run(ctx.repo, ctx.config, run_loop, RunOptions(
         experiments=leg.experiments if leg else order.experiments, dry_run=ctx.dry_run, remote=ctx.remote,
         run_id=ctx.event.run_id, run_url=ctx.event.run_url, notes={"chain": leg.notes} if leg else {}),
-        listeners=[LinePrinter()])
+        listeners=[LinePrinter()], require_isolation=True)
     session = started.session
     if ctx.github is not None and not ctx.dry_run:
         view = PullRequestView(ctx.github, loop, server_url=ctx.event.server_url, run_url=ctx.event.run_url,
