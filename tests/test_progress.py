@@ -34,7 +34,8 @@ def slow_lab(tmp_path: Path, sleep: float = 0.0) -> Lab:
 def run_cli(lab: Lab, env: dict[str, str], tty: bool) -> bytes:
     """Run `arl-bot run --dry-run` on the lab, in a pseudo-terminal or with pipes; return what it wrote."""
     argv = [sys.executable, "-m", "arl_bot.cli", "run", "--dry-run", "--experiments", "2", "--repo", str(lab.root)]
-    base = {k: v for k, v in os.environ.items() if k not in ("CI", "GITHUB_ACTIONS")}
+    # COLUMNS/LINES (pytest-xdist's workers set 80x24) would win over the pseudo-terminal's own size.
+    base = {k: v for k, v in os.environ.items() if k not in ("CI", "GITHUB_ACTIONS", "COLUMNS", "LINES")}
     if not tty:
         done = subprocess.run(argv, env={**base, **env}, capture_output=True, timeout=60, check=True)
         return done.stderr
