@@ -99,6 +99,9 @@ class MessagesAPI:
         self.fallback = fallback or text("Nothing more to do.")
         self.side = side
         self.requests: list[Request] = []
+        # The usage of every reply as far as it went out (a stream cut off: what its events had said):
+        # what the API would bill.
+        self.sent_usage: list[dict[str, int]] = []
         self._lock = threading.Lock()
         self._server = _Server(("127.0.0.1", 0), _handler(self))
         self._server.daemon_threads = True
@@ -218,6 +221,8 @@ def _handler(api: MessagesAPI) -> type[BaseHTTPRequestHandler]:
             else:
                 assert isinstance(item, Turn)
                 self._json(200, _message(item, model))
+                with api._lock:
+                    api.sent_usage.append(dict(item.usage))
 
         def _stream(self, item: Item, model: str) -> None:
             self.send_response(200)
@@ -227,10 +232,18 @@ def _handler(api: MessagesAPI) -> type[BaseHTTPRequestHandler]:
             self.send_header("request-id", f"req_{next(_ids):012d}")
             self.end_headers()
             self.close_connection = True
+            sent: dict[str, int] = {}
             try:
                 for event, data in _events(item, model):
                     self.wfile.write(f"event: {event}\ndata: {json.dumps(data)}\n\n".encode())
                     self.wfile.flush()
+                    if event == "message_start":
+                        sent.update(data["message"]["usage"])
+                        with api._lock:
+                            api.sent_usage.append(sent)
+                    elif event == "message_delta":
+                        with api._lock:
+                            sent.update(data["usage"])
                     if event == "ping" and isinstance(item, Turn) and item.stall_s:
                         time.sleep(item.stall_s)
             except ConnectionError:  # the client went away mid-stream (killed for time or money)

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import base64
 import shutil
 import time
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from arl_bot import pricing
 from arl_bot.agents import AgentResult, AgentTask, get_agent
+from arl_bot.agents.api_meter import Ledger, MeteringProxy
 from arl_bot.agents.claude_code import ClaudeCodeAgent
 from arl_bot.errors import ArlError
 from arl_bot.loop import RunOptions, Session
@@ -83,12 +87,12 @@ def test_a_scripted_session_edits_the_pipeline_and_its_cost_is_read(
     assert "Lower the score." in str(first.body["messages"])  # the rendered prompt, sent on stdin
     assert "SUMMARY:" in str(first.body["system"])
     assert "sk-ant-cli-test" in (first.headers.get("x-api-key") or first.headers.get("authorization", ""))
-    assert "Edit" in attempt.agent_log and "reported by claude" in attempt.agent_log
+    assert "Edit" in attempt.agent_log and "over 3 API calls, metered by arl-bot" in attempt.agent_log
     assert lab.repo.run("show", "autoresearch/demo:model/value.txt") == "7"
 
 
-def test_the_key_goes_by_environment_and_the_github_token_not_at_all(tmp_path: Path, api: MessagesAPI,
-                                                                     claude: str) -> None:
+def test_the_key_stays_with_the_meter_and_the_github_token_goes_nowhere(tmp_path: Path, api: MessagesAPI,
+                                                                          claude: str) -> None:
     lab = lab_for(tmp_path, claude, extra=", args: [--max-budget-usd, '5']")
     agent = get_agent(lab.loop(), get_sandbox("none"))
     assert isinstance(agent, ClaudeCodeAgent)
@@ -98,17 +102,49 @@ def test_the_key_goes_by_environment_and_the_github_token_not_at_all(tmp_path: P
     assert argv[argv.index("--tools") + 1] == "Read,Edit,Write,Glob,Grep"  # outside a sandbox: file tools only
     task = AgentTask(tree=lab.root, prompt="", prompt_file=tmp_path / "p", experiment=1, mode="improve",
                      parent="HEAD", timeout=1, env={"GH_TOKEN": "leak"})
-    env = agent.environment(task)
-    assert env["ANTHROPIC_API_KEY"] == "sk-ant-cli-test" and "IS_SANDBOX" not in env
-    assert "GITHUB_TOKEN" not in env and "GH_TOKEN" not in env
+    with MeteringProxy(Ledger(limit=None), upstream=api.url, api_key="sk-ant-cli-test") as proxy:
+        env = agent.environment(task, proxy)
+        assert proxy.placeholder and env["ANTHROPIC_API_KEY"] == proxy.placeholder
+        assert env["ANTHROPIC_BASE_URL"] == proxy.url and "IS_SANDBOX" not in env
+        assert "sk-ant-cli-test" not in str(env) and "GITHUB_TOKEN" not in env and "GH_TOKEN" not in env
 
-    class Isolated(type(get_sandbox("none"))):  # type: ignore[misc]
-        isolated = True
+        class Isolated(type(get_sandbox("none"))):  # type: ignore[misc]
+            isolated = True
 
-    inside = get_agent(lab.loop(), Isolated())
-    assert isinstance(inside, ClaudeCodeAgent)
-    assert inside.environment(task)["IS_SANDBOX"] == "1"
+        inside = get_agent(lab.loop(), Isolated())
+        assert isinstance(inside, ClaudeCodeAgent)
+        assert inside.environment(task, proxy)["IS_SANDBOX"] == "1"
     assert "--dangerously-skip-permissions" in inside.argv() and "--tools" not in inside.argv()
+
+
+def test_the_models_commands_see_neither_the_key_nor_a_way_around_the_meter(
+        tmp_path: Path, api: MessagesAPI, claude: str) -> None:
+    # In bubblewrap, sharing the host's network as the agent phase does: the meter on 127.0.0.1 is reachable
+    # (the CLI's own calls prove it), and what the model runs there finds only the placeholder, and a meter
+    # that forwards nothing but the CLI's Messages calls.
+    probe = ("import os, urllib.request as u\n"
+             "base = os.environ['ANTHROPIC_BASE_URL']\n"
+             "print('KEY', os.environ.get('ANTHROPIC_API_KEY'))\n"
+             "for method, path, key in (('GET', '/v1/models', 1), ('POST', '/v1/complete', 1),\n"
+             "                          ('POST', '/v1/messages', 0)):\n"
+             "    headers = {'x-api-key': os.environ['ANTHROPIC_API_KEY']} if key else {}\n"
+             "    try:\n"
+             "        u.urlopen(u.Request(base + path, data=b'{}' if method == 'POST' else None, method=method,\n"
+             "                            headers=headers))\n"
+             "    except Exception as exc:\n"
+             "        print(method, path, getattr(exc, 'code', exc))\n")
+    lab = lab_for(tmp_path, claude)
+    loop, _ = session(lab)
+    command = f"python3 -c \"import base64; exec(base64.b64decode('{base64.b64encode(probe.encode()).decode()}'))\""
+    api.push(tool_use("Bash", {"command": command}, usage=usage(1000, 50)),
+             text("SUMMARY: looked around", usage=usage(1100, 20)))
+    attempt = loop.run().record.attempts[-1]
+    seen = str(api.conversation[1].last_user_content)
+    assert "KEY arl-bot-meter-" in seen, (seen, attempt.agent_log)
+    assert "sk-ant-cli-test" not in seen
+    assert "GET /v1/models 404" in seen and "POST /v1/complete 404" in seen and "POST /v1/messages 401" in seen
+    assert {r.headers.get("x-api-key") for r in api.requests} == {"sk-ant-cli-test"}
+    assert {r.path for r in api.requests} == {"/v1/messages?beta=true"}
 
 
 def test_without_a_sandbox_it_edits_the_worktree_with_its_own_permission_checks(
@@ -123,22 +159,50 @@ def test_without_a_sandbox_it_edits_the_worktree_with_its_own_permission_checks(
     assert attempt.status == "keep" and attempt.metric == 6.0, (attempt.reason, attempt.agent_log)
 
 
-def test_the_cap_kills_the_cli_mid_call_and_stops_the_loop(tmp_path: Path, api: MessagesAPI, claude: str) -> None:
-    lab = lab_for(tmp_path, claude, budget="{experiments: 3, cost_usd: 0.005}")
+def billed(api: MessagesAPI) -> Decimal:
+    """What the stand-in's replies cost, as far as they went out: what the API would bill."""
+    return sum((pricing.PRICES["claude-sonnet-4-6"].cost(pricing.Usage.from_api(sent)) for sent in api.sent_usage),
+               Decimal(0))
+
+
+def test_fast_replies_cannot_overshoot_the_cap_and_every_call_is_recorded(
+        tmp_path: Path, api: MessagesAPI, claude: str) -> None:
+    lab = lab_for(tmp_path, claude, budget="{experiments: 3, cost_usd: 1}")
     loop, path = session(lab)
-    # Call 1 costs $0.00375. Call 2's prompt alone ($0.0036) crosses $0.005 as soon as its stream starts;
-    # its reply (the Edit) stalls, and the CLI is killed before it can run it.
-    api.push(tool_use("Read", {"file_path": path}, usage=usage(1000, 50)),
-             tool_use("Edit", {"file_path": path, "old_string": "10", "new_string": "1"}, usage=usage(1200, 60),
-                      stall_s=20))
-    started = time.monotonic()
+    # Replies as fast as the stand-in gives them, $0.27 each: the CLI would make several between two reads
+    # of its output. Each request (~117 kB, max_tokens 32,000) could cost up to ~$0.63, so the meter lets a
+    # third start only if $0.54 + $0.63 fits in $1: it does not, and the CLI is stopped.
+    api.push(*[tool_use("Read", {"file_path": path}, usage=usage(40_000, 10_000)) for _ in range(12)])
     summary = loop.run()
-    assert time.monotonic() - started < 18
     crashed = summary.record.attempts[-1]
-    assert crashed.status == "crash" and crashed.reason.startswith("cost cap: $0.0074 spent of $0.0050")
-    assert crashed.cost_usd == pytest.approx(0.00375 + 0.0036 + 0.000015)  # the reply's first token too
+    assert len(api.conversation) == 2 and len(api.sent_usage) == 2
+    assert billed(api) == Decimal("0.54") <= Decimal(1)  # the cap held: no call started it could not pay for
+    assert crashed.cost_usd == pytest.approx(0.54, abs=1e-12)  # every call the stand-in answered, recorded
+    assert crashed.status == "crash"
+    assert crashed.reason.startswith("cost cap: $0.5400 spent of $1.0000; the next call could cost up to $0.6"), \
+        crashed.reason
+    assert crashed.reason.endswith("; Claude Code was stopped")
+    assert (crashed.tokens_in, crashed.tokens_out) == (80_000, 20_000)
+    # $0.54 spent, and the next experiment could cost as much again: the run stops.
+    assert summary.reason == "cost: $0.5400 of $1.00 spent; the next experiment could cost $0.5400 (the dearest so far)"
+
+
+def test_a_reply_that_outgrows_its_worst_case_is_cut_off_as_it_streams(
+        tmp_path: Path, api: MessagesAPI, claude: str) -> None:
+    lab = lab_for(tmp_path, claude, budget="{experiments: 3, cost_usd: 1}")
+    loop, path = session(lab)
+    # Call 2 claims 400,000 prompt tokens ($1.20), far more than its request could hold (an estimate can
+    # only fall short if the API counts a prompt very differently): its message_start alone crosses $1,
+    # its reply (the Edit) stalls, and the CLI is stopped before it can run it.
+    api.push(tool_use("Read", {"file_path": path}, usage=usage(1000, 50)),
+             tool_use("Edit", {"file_path": path, "old_string": "10", "new_string": "1"}, usage=usage(400_000, 60),
+                      stall_s=20))
+    summary = loop.run()
+    crashed = summary.record.attempts[-1]
+    assert crashed.status == "crash" and crashed.reason.startswith("cost cap: $1.2038 spent of $1.0000")
+    assert Decimal(str(crashed.cost_usd)) == billed(api) == Decimal("0.00375") + Decimal("1.200015")
     assert Path(path).read_text() == "10\n"
-    assert summary.reason == "cost: $0.0074 of $0.0050 spent"
+    assert summary.reason == "cost: $1.20 of $1.00 spent"
     assert len(api.conversation) == 2
 
 

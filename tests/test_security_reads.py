@@ -237,10 +237,7 @@ def test_a_parameter_file_link_is_neither_read_nor_written_through(tmp_path: Pat
 
 
 def test_claude_codes_files_are_not_followed(tmp_path: Path, secret: Secret) -> None:
-    from decimal import Decimal
-
     from arl_bot.agents import claude_code
-    from arl_bot.agents.claude_stream import StreamMeter
 
     workdir = tmp_path / "workdir"
     workdir.mkdir()
@@ -251,13 +248,9 @@ def test_claude_codes_files_are_not_followed(tmp_path: Path, secret: Secret) -> 
     assert "is a FIFO" in claude_code._tail(workdir / "claude.stderr")
 
     # The cap's stop file: created where it is named, never at the target of a link the CLI put there.
-    (workdir / "claude.stream").write_text("{}\n")  # one event: the watcher checks the cap after each read
     planted = tmp_path / "created-by-the-bot"
     (workdir / "claude.stop").symlink_to(planted)
-    watcher = claude_code._Watcher(workdir / "claude.stream", workdir / "claude.stop", StreamMeter(), Decimal(0))
-    watcher.start()
-    watcher.finish()
-    assert watcher.reason.startswith("cost cap")
+    claude_code._raise(workdir / "claude.stop")  # what the API meter does when it refuses a call
     assert not planted.exists()
 
 

@@ -1,4 +1,4 @@
-"""The claude-code agent: the Claude Code CLI, headless in the sandbox, watched for cost while it runs."""
+"""The claude-code agent: the Claude Code CLI, headless in the sandbox, its API calls metered as they go."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from ..config import PassEnv
 from ..errors import ArlError
 from ..names import NEVER_PASSED
 from ..process import TAIL_BYTES
+from .api_meter import Ledger, MeteringProxy
 from .base import Agent, AgentResult, AgentTask, ModelOptions
 from .claude_stream import StreamMeter
 from .reply import SUMMARY_RULE, summary
@@ -25,15 +26,15 @@ FILE_TOOLS = ["Read", "Edit", "Write", "Glob", "Grep"]  # --allowedTools outside
 QUIET = {  # no updates, telemetry or error reports from inside an experiment
     "DISABLE_AUTOUPDATER": "1", "DISABLE_TELEMETRY": "1", "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
 }
-PASSED = ("CLAUDE_CODE_OAUTH_TOKEN", "ANTHROPIC_AUTH_TOKEN", "ANTHROPIC_BASE_URL")  # taken from our env
+TOKENS = ("CLAUDE_CODE_OAUTH_TOKEN", "ANTHROPIC_AUTH_TOKEN")  # taken from our env; the CLI sends them itself
 POLL_S = 0.05
 LINE_BYTES = 16_000_000  # longest stream-json line the watcher holds on to
 CONTEXT = "You are running one experiment of an automated research loop; the bot measures the result itself. "
 
 # The CLI runs in the background of a small shell so that the bot can stop it from outside any sandbox:
-# the watcher creates $ARL_STOP when the cost cap is crossed, and the shell kills the CLI. The sandbox then
-# kills whatever the CLI left running, as it does after every phase. The prompt comes from a file, since
-# argv has a size limit and the prompt holds the whole history.
+# the API meter creates $ARL_STOP when it refuses a call the cost cap cannot pay for, and the shell kills
+# the CLI. The sandbox then kills whatever the CLI left running, as it does after every phase. The prompt
+# comes from a file, since argv has a size limit and the prompt holds the whole history.
 WRAPPER = """\
 "$@" <"$ARL_PROMPT" >"$ARL_STREAM" 2>"$ARL_STDERR" &
 child=$!
@@ -58,52 +59,63 @@ class ClaudeCodeOptions(ModelOptions):
 
 
 class ClaudeCodeAgent(Agent):
-    """Runs `claude -p` on the tree; reads cost and tokens from its stream-json output."""
+    """Runs `claude -p` on the tree; its cost and tokens are what arl-bot's API meter saw it spend."""
 
     kind = "claude-code"
     Options = ClaudeCodeOptions
     config: ClaudeCodeOptions
 
     def propose(self, task: AgentTask) -> AgentResult:
-        """Run the CLI once, stopping it at the timeout or when the cost cap is crossed."""
+        """Run the CLI once, every API call through the meter; stop it at the timeout or at the cost cap."""
         override = pricing.configured(self.config.price)
         if self.config.model and self.config.model.startswith("claude-"):
             pricing.price_for(self.config.model, override)  # an unknown model fails before any spend
+        if self.sandbox.name == "docker":
+            # The meter listens on the host's loopback, which a container on Docker's bridge cannot reach.
+            raise ArlError("the claude-code agent cannot run in the docker sandbox: its API calls go through "
+                           "arl-bot's cost meter on 127.0.0.1, which a container cannot reach",
+                           hint="use `sandbox: bubblewrap` for this loop, or the `anthropic` agent")
         workdir = task.prompt_file.parent
         files = {name: workdir / f"claude.{name}" for name in ("stream", "stderr", "stop")}
         for path in files.values():
             path.unlink(missing_ok=True)
         files["stream"].touch()
-        env = {**self.environment(task), "ARL_PROMPT": str(task.prompt_file), "ARL_STREAM": str(files["stream"]),
-               "ARL_STDERR": str(files["stderr"]), "ARL_STOP": str(files["stop"])}
-        meter = StreamMeter(override=override)
         limit = Decimal(str(task.cost_limit_usd)) if task.cost_limit_usd is not None else None
-        watcher = _Watcher(files["stream"], files["stop"], meter, limit)
-        watcher.start()
-        try:
-            run = self.sandbox.run(
-                ["/bin/sh", "-c", WRAPPER, "claude-code", *self.argv()], cwd=task.tree,
-                policy=policy.agent_policy(task.tree, workdir, env), timeout=task.timeout,
-            )
-        finally:
-            watcher.finish()
-        if meter.unknown_model:
-            raise pricing.UnknownModelError(meter.unknown_model)
-        reported = meter.reported_cost
-        cost = reported if reported is not None else pricing.dollars(meter.spent)
-        usage = meter.final_usage
+        ledger = Ledger(limit=limit, override=override, on_stop=lambda _reason: _raise(files["stop"]))
+        meter = StreamMeter()
+        watcher = _Watcher(files["stream"], meter)
+        with MeteringProxy(ledger, upstream=os.environ.get("ANTHROPIC_BASE_URL") or None,
+                           api_key=_lent_key(self.config.api_key_env), timeout=task.timeout) as proxy:
+            env = {**self.environment(task, proxy), "ARL_PROMPT": str(task.prompt_file),
+                   "ARL_STREAM": str(files["stream"]), "ARL_STDERR": str(files["stderr"]),
+                   "ARL_STOP": str(files["stop"])}
+            watcher.start()
+            try:
+                run = self.sandbox.run(
+                    ["/bin/sh", "-c", WRAPPER, "claude-code", *self.argv()], cwd=task.tree,
+                    policy=policy.agent_policy(task.tree, workdir, env), timeout=task.timeout,
+                )
+            finally:
+                watcher.finish()
+        if ledger.unknown_model:
+            raise pricing.UnknownModelError(ledger.unknown_model)
+        # The meter saw every call the CLI made, finished or cut off: its sum is the cost, not the CLI's
+        # own report, which misses calls still streaming when it was stopped.
+        cost, usage = pricing.dollars(ledger.spent), ledger.usage
         stderr = _tail(files["stderr"])
         error = ""
-        if watcher.reason:
-            error = watcher.reason
+        if ledger.reason:
+            error = f"{ledger.reason}; Claude Code was stopped"
         elif run.timed_out:
             error = f"agent timed out after {task.timeout:g}s"
         elif run.returncode != 0 and (meter.result or {}).get("subtype") != "error_max_turns":
             said = meter.result_text or stderr.strip() or run.stderr.strip()
             error = f"claude exited with status {run.returncode}: {_last_line(said)}"
         log = [*meter.actions, meter.result_text.strip()]
-        log.append(f"cost ${cost:.6f} ({'reported by claude' if reported is not None else 'from the stream'}); "
-                   f"{usage.prompt_tokens} tokens in, {usage.output_tokens} out")
+        reported = meter.reported_cost
+        log.append(f"cost ${cost:.6f} over {len(ledger.calls)} API calls, metered by arl-bot"
+                   + (f" (claude reported ${reported:.6f})" if reported is not None else "")
+                   + f"; {usage.prompt_tokens} tokens in, {usage.output_tokens} out")
         if error:
             log.append(error)
         if stderr.strip():
@@ -112,13 +124,18 @@ class ClaudeCodeAgent(Agent):
             description=summary(meter.result_text) or f"experiment {task.experiment}",
             cost_usd=cost, tokens_in=usage.prompt_tokens, tokens_out=usage.output_tokens,
             log="\n".join(line for line in log if line)[-TAIL_BYTES:], error=error,
-            extra={"agent": {"model": meter.model, "turns": (meter.result or {}).get("num_turns")}},
+            extra={"agent": {"model": meter.model, "turns": (meter.result or {}).get("num_turns"),
+                             "api_calls": len(ledger.calls)}},
         )
 
-    def environment(self, task: AgentTask) -> dict[str, str]:
-        """What the CLI gets on top of the sandbox's safe variables: credentials, never a GitHub token."""
+    def environment(self, task: AgentTask, proxy: MeteringProxy) -> dict[str, str]:
+        """What the CLI gets on top of the sandbox's safe variables: the meter's address and the credentials
+        it needs, never the API key the meter holds, never a GitHub token."""
         env = {**task.env, **policy.passed_env(self.config.pass_env), **_credentials(self.config.api_key_env),
-               **QUIET}
+               **QUIET, "ANTHROPIC_BASE_URL": proxy.url}
+        if proxy.placeholder is not None:
+            env.pop(self.config.api_key_env, None)  # not even through pass_env: the meter holds the key
+            env["ANTHROPIC_API_KEY"] = proxy.placeholder  # good only at this meter, only while it runs
         if self.sandbox.isolated:
             env["IS_SANDBOX"] = "1"  # lets the CLI skip permission prompts as root: only inside a real sandbox
         for name in NEVER_PASSED:  # whatever the loop passes, the agent does not get these
@@ -128,7 +145,7 @@ class ClaudeCodeAgent(Agent):
     def argv(self) -> list[str]:
         """The CLI's command line: never a secret on it, and the prompt comes on stdin."""
         command = shlex.split(self.config.command) if self.config.command else ["claude"]
-        args = [*command, "-p", "--output-format", "stream-json", "--verbose", "--include-partial-messages",
+        args = [*command, "-p", "--output-format", "stream-json", "--verbose",
                 "--append-system-prompt", CONTEXT + SUMMARY_RULE]
         if self.config.model:
             args += ["--model", self.config.model]
@@ -148,12 +165,11 @@ class ClaudeCodeAgent(Agent):
 
 
 class _Watcher(threading.Thread):
-    """Tails the CLI's stream into the meter and raises the stop flag when the cap is crossed."""
+    """Tails the CLI's stream into the meter: what it did and what it answered, for the log."""
 
-    def __init__(self, stream: Path, stop: Path, meter: StreamMeter, limit: Decimal | None) -> None:
+    def __init__(self, stream: Path, meter: StreamMeter) -> None:
         super().__init__(daemon=True, name="claude-code-watcher")
-        self.stream, self.stop_file, self.meter, self.limit = stream, stop, meter, limit
-        self.reason = ""
+        self.meter = meter
         self._done = threading.Event()
         # Opened now, before the agent runs: replacing the name with a link or a FIFO later changes nothing.
         self._handle = stream.open("rb")
@@ -169,7 +185,6 @@ class _Watcher(threading.Thread):
                         pending = b""
                     for line in lines:
                         self.meter.feed(line)
-                    self._check()
                 elif self._done.is_set():
                     break
                 else:
@@ -177,34 +192,36 @@ class _Watcher(threading.Thread):
         if pending.strip():
             self.meter.feed(pending)
 
-    def _check(self) -> None:
-        if self.reason:
-            return
-        spent = self.meter.spent
-        if self.meter.unknown_model:
-            self.reason = f"no price for model {self.meter.unknown_model!r}"
-        elif self.limit is not None and spent >= self.limit:
-            self.reason = f"cost cap: ${spent:.4f} spent of ${self.limit:.4f}; Claude Code was stopped"
-        if self.reason:
-            # O_EXCL: never through a link the agent put there (touch would create the link's target).
-            with contextlib.suppress(FileExistsError):
-                os.close(os.open(self.stop_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
-
     def finish(self) -> None:
         """Read what is left of the stream and stop."""
         self._done.set()
-        self.join()
+        if self.is_alive():
+            self.join()
+
+
+def _raise(stop: Path) -> None:
+    """Tell the wrapper shell to stop the CLI."""
+    # O_EXCL: never through a link the agent put there (touch would create the link's target).
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(stop, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
 
 
 def _credentials(variable: str) -> dict[str, str]:
-    """What the CLI needs to reach the API, from our environment; the key goes by env, never argv."""
-    env = {name: os.environ[name] for name in PASSED if os.environ.get(name)}
-    if os.environ.get(variable):
-        env["ANTHROPIC_API_KEY"] = os.environ[variable]
-    if not ({"ANTHROPIC_API_KEY", "CLAUDE_CODE_OAUTH_TOKEN", "ANTHROPIC_AUTH_TOKEN"} & env.keys()):
+    """The tokens the CLI sends itself; an API key alone stays with the meter (see _lent_key)."""
+    env = {name: os.environ[name] for name in TOKENS if os.environ.get(name)}
+    if not env and not os.environ.get(variable):
         raise ArlError(f"the claude-code agent needs ${variable} or $CLAUDE_CODE_OAUTH_TOKEN",
                        hint=f"export {variable}=... (in GitHub: a repository secret passed through env:)")
+    if env and os.environ.get(variable):
+        env["ANTHROPIC_API_KEY"] = os.environ[variable]  # with a token the CLI picks: it gets both, as before
     return env
+
+
+def _lent_key(variable: str) -> str | None:
+    """The API key the meter puts on each call, when the CLI needs nothing else; then the CLI never sees it."""
+    if any(os.environ.get(name) for name in TOKENS):
+        return None
+    return os.environ.get(variable) or None
 
 
 def _last_line(text: str) -> str:
