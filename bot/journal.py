@@ -20,6 +20,7 @@ from . import names, process
 from .branch import ResearchBranch
 from .git import Git
 from .record import Attempt, Note, Record
+from .runners import StaleKeep
 from .store import RecordStore
 from .sync import Remote
 
@@ -144,12 +145,53 @@ class Journal:
             record = self.ready()
             if renumber and attempt.experiment != record.next_experiment:
                 attempt = dataclasses.replace(attempt, experiment=record.next_experiment)
+            before = self.store.head()
             self.store.append_attempt(attempt, patch)
             record.attempts.append(attempt)
-            moved = self.remote is not None and self.remote.push()
+            moved = False
+            if self.remote is not None:
+                try:
+                    moved = self.remote.push()
+                except StaleKeep as lost:
+                    if attempt.status != "keep" or attempt.sha is None:
+                        raise
+                    self._withdraw(attempt.sha, before, lost.head)
+                    raise
+                moved = moved or bool(self.remote.rewritten)  # our unpushed keeps got new numbers
+                attempt = self._level(attempt)
             if worker is not None:
                 self.end(worker)
         return attempt, moved
+
+    def _level(self, attempt: Attempt) -> Attempt:
+        """After a push that took in other runners' work: the record as it is now, and our attempt in it."""
+        assert self.remote is not None
+        if not (self.remote.renumbered or self.remote.rewritten or self.remote.taken_in):
+            return attempt
+        self.reload()
+        number = self.remote.renumbered.get(attempt.experiment, attempt.experiment)
+        return self.ready().attempt(number) or attempt
+
+    def reload(self) -> None:
+        """Read the record again (its ref moved: other runners' attempts, ours renumbered)."""
+        record = self.ready()
+        self.store.reset_index()
+        fresh = self.store.load()
+        assert fresh is not None
+        # New lists, not edits in place: Record.fold caches by the list it folded.
+        record.meta, record.attempts, record.notes = fresh.meta, fresh.attempts, fresh.notes
+
+    def _withdraw(self, sha: str, before: str | None, head: str) -> None:
+        """Our keep lost the race to another runner's: out of the record and off the branch, theirs taken in.
+
+        Neither was pushed (the push is atomic), so both refs go back to what the remote can take: the
+        record to before the keep, the branch to the other runner's head. The caller measures it again.
+        """
+        assert self.remote is not None and before is not None
+        self.repo.move_ref(self.store.ref, before, self.store.head())
+        self.repo.move_ref(names.branch_ref(self.loop), head, sha)
+        self.remote.push()  # takes their record in (and pushes anything of ours still unpushed)
+        self.reload()
 
     def note(self, kind: str, **data: object) -> None:
         """Add a note (run start and end, ...) to the record."""
@@ -163,7 +205,13 @@ class Journal:
         """Push branch and record (at the end of a run)."""
         if self.remote is not None:
             with self.lock:
-                self.remote.push()
+                try:
+                    self.remote.push()
+                except StaleKeep:  # a run ending on an error: its unpushed keep lost to another runner's
+                    self.remote.pull()  # ours is recorded as interrupted, theirs is the branch
+                    self.remote.push()
+                if self.remote.renumbered or self.remote.taken_in:
+                    self.reload()
 
     # -- recovery -----------------------------------------------------------------------------------
     def recover(self, branch: ResearchBranch) -> list[Attempt]:

@@ -36,6 +36,7 @@ from .journal import Journal
 from .lock import LoopLock
 from .measurer import Measurer
 from .record import Attempt, Meta, Record, Status
+from .runners import StaleKeep
 from .runview import Listener, RunView, listener
 from .sandbox import Sandbox, choose_sandbox
 from .scheduler import Scheduler, start_reason
@@ -528,25 +529,32 @@ class Session:
         for _ in range(STALE_ROUNDS + 1):
             if status != "keep":
                 break
-            with self._signals.hold(), self.journal.lock:
-                head = self.branch.head()
-                if head == parent:
-                    # The index is what passed the checks; no phase can write it (it lives under .git, read-only
-                    # in the sandbox), so its tree, taken now, is what was evaluated, less what keep_tree puts back.
-                    tree_sha = self.branch.keep_tree(tree, parent)
-                    final = self.journal.ready().next_experiment  # the number the journal gives it
-                    sha = tree.commit_tree(tree_sha, parent, result.description, {
-                        "Experiment": str(final), "Metric": repr(measurement.metric),
-                        "Delta": repr(measurement.metric - work.best if measurement.metric is not None else 0.0),
-                        "Status": "keep", "Seeds": ",".join(str(s) for s in self.loop.evaluate.seeds),
-                        "Cost": f"{result.cost_usd:.4f}",
-                    })
-                    self.branch.move(sha, parent)
-                    tree.reset_hard(sha)
-                    self._at[work.worker] = sha
-                    return finish("keep", reason, measurement, sha, measured={**measured, **stale})
-                newest = self.journal.ready().best
-            # Another worker kept something since this one started: it was measured against a stale best.
+            try:
+                with self._signals.hold(), self.journal.lock:
+                    head = self.branch.head()
+                    if head == parent:
+                        # The index is what passed the checks; no phase can write it (it lives under .git,
+                        # read-only in the sandbox), so its tree, taken now, is what was evaluated, less what
+                        # keep_tree puts back.
+                        tree_sha = self.branch.keep_tree(tree, parent)
+                        final = self.journal.ready().next_experiment  # the number the journal gives it
+                        sha = tree.commit_tree(tree_sha, parent, result.description, {
+                            "Experiment": str(final), "Metric": repr(measurement.metric),
+                            "Delta": repr(measurement.metric - work.best if measurement.metric is not None else 0.0),
+                            "Status": "keep", "Seeds": ",".join(str(s) for s in self.loop.evaluate.seeds),
+                            "Cost": f"{result.cost_usd:.4f}",
+                        })
+                        self.branch.move(sha, parent)
+                        tree.reset_hard(sha)
+                        self._at[work.worker] = sha
+                        return finish("keep", reason, measurement, sha, measured={**measured, **stale})
+                    newest = self.journal.ready().best
+            except StaleKeep as lost:  # another runner's keep reached the remote first; the journal took it in
+                self.branch.forget()
+                head = lost.head
+                with self.journal.lock:
+                    newest = self.journal.ready().best
+            # Another worker or runner kept something since this one started: it was measured against a stale best.
             assert newest is not None and newest.metric is not None
             kept_meanwhile = f"experiment {newest.experiment} ({(newest.sha or head)[:8]})"
             candidate = self.branch.keep_tree(tree, parent)
@@ -662,6 +670,12 @@ class Session:
             tree.reset_hard(head)
             self._at[0] = head
         self.branch.measure_drift(record.meta.base_sha, head)
+        best = record.best
+        if best is not None and best.sha == head:  # a recorded state: another runner's keep, or ours renumbered
+            if best.run_id != self.run_id:
+                self.warn(f"took in experiment {best.experiment}, kept by another runner ({head[:8]}); "
+                          "experiments go on from it")
+            return
         self.warn(f"{self.loop.branch} moved on {self.options.remote} (someone pushed to it); "
                   f"merged with this run's results at {head[:8]}, which is measured next")
 

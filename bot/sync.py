@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from . import names
+from . import names, runners
 from .errors import ArlError, PushRejectedError, RecordError
 from .git import Git
 
@@ -14,8 +14,11 @@ _TOO_LARGE = re.compile(r"File (.+?) is ([\d.]+ [KMG]B); this exceeds GitHub's f
 _NO_PERMISSION = ("Permission to", "permission denied", "returned error: 403", "403 Forbidden",
                   "Authentication failed", "could not read Username", "Write access to repository not granted")
 _PROTECTED = ("GH006", "protected branch hook declined")
+PUSH_TRIES = 8  # rejected pushes in a row before giving up; each takes in what the others pushed first
 _NON_FAST_FORWARD = ("non-fast-forward", "fetch first", "Updates were rejected because", "stale info",
-                     "atomic push failed")
+                     "atomic push failed",
+                     # another push moved the ref while the remote took ours (two runners at once)
+                     "cannot lock ref", "failed to update ref")
 
 
 def refusal(remote: str, branch: str, stderr: str) -> ArlError | None:
@@ -58,6 +61,10 @@ class Remote:
         self.record_ref = names.record_ref(loop)
         self.tracking_branch = names.tracking_ref(name, loop, "branch")
         self.tracking_record = names.tracking_ref(name, loop, "record")
+        # What the last pull or push did to this clone's refs, for the journal to bring its record level:
+        self.renumbered: dict[int, int] = {}  # our unpushed attempts, old number -> new
+        self.rewritten: dict[str, str] = {}  # our unpushed keeps, old commit -> the same with the new number
+        self.taken_in = 0  # attempts other runners recorded, now in our record too
 
     def pull(self) -> None:
         """Fetch branch and record; fast-forward ours, or say why we cannot."""
@@ -68,7 +75,17 @@ class Remote:
             )
         self.repo.fetch(self.name, [f"+{self.branch_ref}:{self.tracking_branch}",
                                     f"+{self.record_ref}:{self.tracking_record}"])
-        self._fast_forward(self.record_ref, self.tracking_record, "record")
+        self.renumbered, self.rewritten, self.taken_in = {}, {}, 0
+        ours, theirs = self.repo.rev(self.branch_ref), self.repo.rev(self.tracking_branch)
+        lost: frozenset[str] = frozenset()
+        if ours and theirs and not self.repo.is_ancestor(theirs, ours) and not self.repo.is_ancestor(ours, theirs) \
+                and runners.bot_commits_only(self.repo, ours, theirs) \
+                and runners.bot_commits_only(self.repo, theirs, ours):
+            # A run here kept something and stopped before it could push, while another runner kept first:
+            # theirs is the branch; ours is recorded as interrupted (it was never measured on top of theirs).
+            lost = frozenset(self.repo.run("rev-list", f"{theirs}..{ours}").split())
+            self.repo.move_ref(self.branch_ref, theirs, ours)
+        self._take_in_record(lost)  # what a run here recorded and never pushed goes on top, renumbered
         self._fast_forward(self.branch_ref, self.tracking_branch, "research branch")
 
     def _fast_forward(self, ours: str, theirs: str, what: str) -> None:
@@ -86,41 +103,38 @@ class Remote:
     def push(self) -> bool:
         """Push branch and record in one atomic push: both land or neither does.
 
-        A rejected push fetches, re-checks and retries once: notes pushed meanwhile (a `stop` or
-        `redirect` from a comment) are taken in under ours, and commits someone pushed to the research
-        branch (a manual fix) are merged with ours, keeping both. Returns whether the branch took in
-        commits from elsewhere: the loop must then measure its new head before going on.
+        A rejected push fetches, takes in what was pushed meanwhile and retries: notes (a `stop` or
+        `redirect` from a comment) and other runners' attempts go under ours, which are renumbered after
+        them (`renumbered`); another runner's keeps fast-forward our branch; commits someone pushed to the
+        research branch by hand (a manual fix) are merged with ours, keeping both. A keep of ours made on a
+        head another runner has moved since raises StaleKeep: it must be measured again. Returns whether
+        the branch took in commits from elsewhere.
         """
-        refs = [f"{ref}:{ref}" for ref in (self.branch_ref, self.record_ref) if self.repo.rev(ref)]
+        self.renumbered, self.rewritten, self.taken_in = {}, {}, 0
         moved = False
-        try:
-            self.repo.push(self.name, refs)
-        except PushRejectedError as exc:
-            hard = refusal(self.name, self.branch_ref, exc.stderr)
-            if hard is not None:
-                raise hard from None
-            moved = self._take_in_branch()
-            problem = self._catch_up()
-            if problem is not None:
-                raise ArlError(
-                    f"{self.name} refused the push of the research branch and record ({exc.stderr.strip()[:200]}), "
-                    f"and after fetching: {problem}",
-                    hint="nothing kept is lost (it is in this clone's branch and record); find out who else "
-                    f"runs this loop, then compare `git log {self.branch_ref}` with `git log {self.tracking_branch}`",
-                ) from None
+        last = ""
+        for _ in range(PUSH_TRIES):
+            refs = [f"{ref}:{ref}" for ref in (self.branch_ref, self.record_ref) if self.repo.rev(ref)]
             try:
                 self.repo.push(self.name, refs)
-            except PushRejectedError as again:
-                hard = refusal(self.name, self.branch_ref, again.stderr)
+                break
+            except PushRejectedError as exc:
+                hard = refusal(self.name, self.branch_ref, exc.stderr)
                 if hard is not None:
                     raise hard from None
-                raced = any(word in again.stderr for word in _NON_FAST_FORWARD)
-                raise ArlError(
-                    f"{self.name} refused the push of the research branch and record twice: {again.stderr}",
-                    hint=("someone else is pushing to the research branch right now; run again to sync, nothing "
-                          "kept is lost (it is in this clone's branch and record)") if raced else
-                    "git's words above say why; nothing kept is lost (it is in this clone's branch and record)",
-                ) from None
+                last = exc.stderr
+            self.repo.fetch(self.name, [f"+{self.branch_ref}:{self.tracking_branch}",
+                                        f"+{self.record_ref}:{self.tracking_record}"])
+            moved = self._take_in_branch() or moved
+            self._take_in_record()
+        else:
+            raced = any(word in last for word in _NON_FAST_FORWARD)
+            raise ArlError(
+                f"{self.name} refused the push of the research branch and record {PUSH_TRIES} times: {last}",
+                hint=("others are pushing to the research branch faster than this run can take their work in; "
+                      "run again to sync, nothing kept is lost (it is in this clone's branch and record)") if raced
+                else "git's words above say why; nothing kept is lost (it is in this clone's branch and record)",
+            )
         for ours, tracking in ((self.branch_ref, self.tracking_branch),
                                (self.record_ref, self.tracking_record)):
             sha = self.repo.rev(ours)
@@ -129,14 +143,16 @@ class Remote:
         return moved
 
     def _take_in_branch(self) -> bool:
-        """Fetch; when the research branch moved there, fast-forward or merge ours onto it (never force)."""
-        self.repo.fetch(self.name, [f"+{self.branch_ref}:{self.tracking_branch}"])
+        """When the research branch moved there, fast-forward or merge ours onto it (never force)."""
         ours, theirs = self.repo.rev(self.branch_ref), self.repo.rev(self.tracking_branch)
         if ours is None or theirs is None or self.repo.is_ancestor(theirs, ours):
             return False
         if self.repo.is_ancestor(ours, theirs):
             self.repo.move_ref(self.branch_ref, theirs, ours)
             return True
+        if runners.bot_commits_only(self.repo, ours, theirs):
+            # Another runner's keeps, and ours on the old head: ours was measured against a stale best.
+            raise runners.StaleKeep(self.branch_ref, theirs)
         tree = self.repo.merge_trees(ours, theirs)
         if tree is None:
             side = names.unmerged_ref(self.loop, ours)
@@ -151,44 +167,18 @@ class Remote:
         self.repo.move_ref(self.branch_ref, merged, ours)
         return True
 
-    def _catch_up(self) -> str | None:
-        """Fetch, and put our record's new commits on top of notes others pushed; None when a retry may work."""
-        self.repo.fetch(self.name, [f"+{self.branch_ref}:{self.tracking_branch}",
-                                    f"+{self.record_ref}:{self.tracking_record}"])
-        ours, theirs = self.repo.rev(self.branch_ref), self.repo.rev(self.tracking_branch)
-        if theirs is not None and ours is not None and not self.repo.is_ancestor(theirs, ours):
-            return f"{self.branch_ref} has commits on {self.name} that this run does not have"
+    def _take_in_record(self, unpublished: frozenset[str] = frozenset()) -> None:
+        """Put our record's new commits on top of what others pushed: their notes and attempts, then ours."""
         local, remote = self.repo.rev(self.record_ref), self.repo.rev(self.tracking_record)
-        if remote is None or local is None or self.repo.is_ancestor(remote, local):
-            return None
-        base = self.repo.run("merge-base", local, remote)
-        added = self.repo.run("diff", "--name-only", "--no-renames", base, remote).split()
-        if any(not path.startswith("notes/") for path in added):
-            return "the record there has attempts this run does not have (another runner ran this loop)"
-        mine = self.repo.run("diff", "--name-only", "--no-renames", base, local).split()
-        if set(mine) & set(added):
-            return "the record there has notes numbered like ours"
-        merged = self._rebase_record(base, local, remote, mine)
-        self.repo.move_ref(self.record_ref, merged, local)
-        return None
-
-    def _rebase_record(self, base: str, local: str, remote: str, paths: list[str]) -> str:
-        """A commit on top of remote with the files our commits since base added (no worktree, no force)."""
-        import os
-        import tempfile
-
-        from .git import identity_env
-
-        with tempfile.TemporaryDirectory(prefix="arl-record-") as scratch:
-            env = {"GIT_INDEX_FILE": os.path.join(scratch, "index")}  # Git.run adds it to its own environment
-            self.repo.run("read-tree", remote, env=env)
-            entries = dict(self.repo.tree_entries(local))
-            cacheinfo: list[str] = []
-            for path in paths:
-                cacheinfo += ["--cacheinfo", f"100644,{entries[path]},{path}"]
-            if cacheinfo:
-                self.repo.run("update-index", "--add", *cacheinfo, env=env)
-            tree = self.repo.run("write-tree", env=env)
-        count = self.repo.run("rev-list", "--count", f"{base}..{local}")
-        return self.repo.run("commit-tree", tree, "-p", remote, "-m",
-                             f"{count} record entries on top of notes pushed meanwhile", env=identity_env())
+        if remote is None or local == remote or (local is not None and self.repo.is_ancestor(remote, local)):
+            return
+        if local is None or self.repo.is_ancestor(local, remote):  # nothing of ours unpushed
+            self.repo.move_ref(self.record_ref, remote, local)
+            self.taken_in += 1
+            return
+        rebased = runners.rebase_record(self.repo, local, remote, branch_ref=self.branch_ref,
+                                        pushed_branch=self.repo.rev(self.tracking_branch), unpublished=unpublished)
+        self.repo.move_ref(self.record_ref, rebased.commit, local)
+        self.renumbered.update(rebased.numbers)
+        self.rewritten.update(rebased.shas)
+        self.taken_in += rebased.taken_in

@@ -1,0 +1,137 @@
+"""Several runners on one loop: processes in separate clones share it through one bare remote, and only that."""
+
+from __future__ import annotations
+
+import itertools
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+from arl_bot.git import Git
+from arl_bot.github import notes
+from arl_bot.record import Record
+
+from tests.labs import PY, Lab, git, make_lab, value_config
+
+ARL = [sys.executable, "-m", "arl_bot.cli"]
+
+# score = 10 - a - b - c (model/<x>.txt); each evaluation takes a little while, so runs overlap.
+EVAL_SUM = textwrap.dedent("""\
+    import time
+    from pathlib import Path
+    time.sleep(0.2)
+    a, b, c = (float(Path(f"model/{name}.txt").read_text()) for name in "abc")
+    print(f"score: {10 - a - b - c}")
+    """)
+
+# The next ticket (atomically, across clones and processes) picks the job: `x=v` writes model/x.txt;
+# `sleep` sleeps until the runner is stopped or killed.
+AGENT_JOBS = textwrap.dedent("""\
+    import os, time
+    from pathlib import Path
+    shared = Path({shared!r})
+    jobs = (shared / "jobs.txt").read_text().split()
+    n = 0
+    while True:
+        n += 1
+        try:
+            os.close(os.open(shared / f"ticket-{{n}}", os.O_CREAT | os.O_EXCL))
+            break
+        except FileExistsError:
+            continue
+    job = jobs[(n - 1) % len(jobs)]
+    (shared / f"started-{{n}}").write_text(str(os.getpid()))
+    if job == "sleep":
+        time.sleep(300)
+    name, value = job.split("=")
+    Path(f"model/{{name}}.txt").write_text(value + "\\n")
+    Path(os.environ["AUTORESEARCH_DESCRIPTION_FILE"]).write_text(f"ticket {{n}}: set {{name}} to {{value}}\\n")
+    """)
+
+
+def runners_lab(tmp_path: Path, jobs: list[str], clones: int) -> tuple[Lab, list[Path], Path]:
+    """A loop whose baseline is on the remote, and `clones` fresh clones of it, one per runner."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "jobs.txt").write_text("\n".join(jobs) + "\n")
+    text = value_config(budget="{experiments: 50}", agent=f'{{kind: command, command: "{PY} agent.py", timeout: 120}}')
+    lab = make_lab(tmp_path, ["1"], config_text=text, remote=True, files={
+        "model/a.txt": "0\n", "model/b.txt": "0\n", "model/c.txt": "0\n", "eval/run.py": EVAL_SUM,
+        "agent.py": AGENT_JOBS.format(shared=str(shared))})
+    started = subprocess.run([*ARL, "run", "--experiments", "0"], cwd=lab.root, capture_output=True, text=True,
+                             timeout=120)
+    assert started.returncode == 0, started.stderr  # the baseline, pushed: the runners join a running loop
+    assert lab.remote is not None
+    roots = []
+    for index in range(clones):
+        root = tmp_path / f"runner-{index}"
+        git(tmp_path, "clone", "--quiet", str(lab.remote), str(root))
+        roots.append(root)
+    return lab, roots, shared
+
+
+def final_record(tmp_path: Path, remote: Path) -> Record:
+    """The record as the remote has it, read through a fresh clone."""
+    check = tmp_path / "check"
+    git(tmp_path, "clone", "--quiet", str(remote), str(check))
+    record = notes.load(Git(check), "demo")
+    assert record is not None
+    return record
+
+
+def check_shared_record(tmp_path: Path, lab: Lab, record: Record) -> None:
+    """Numbers unique and contiguous; keeps improve on each other; each keep's metric is its own tree's."""
+    assert [a.experiment for a in record.attempts] == list(range(len(record.attempts)))
+    assert lab.remote is not None
+    remote = Lab(lab.remote)
+    kept = [a for a in record.attempts if a.status in ("baseline", "keep")]
+    for before, after in itertools.pairwise(kept):
+        assert after.metric is not None and before.metric is not None and after.metric < before.metric
+        assert remote.git("rev-parse", f"{after.sha}^") == before.sha  # a straight line of keeps
+    for attempt in kept[1:]:
+        a, b, c = (float(remote.git("show", f"{attempt.sha}:model/{name}.txt")) for name in "abc")
+        assert attempt.metric == 10 - a - b - c
+    assert remote.git("rev-parse", "autoresearch/demo") == kept[-1].sha
+
+
+def test_two_runners_on_one_loop_lose_nothing_and_number_everything_once(tmp_path: Path) -> None:
+    jobs = ["a=1", "b=1", "c=1", "a=2", "b=2", "c=2", "a=3", "b=3"]
+    lab, roots, shared = runners_lab(tmp_path, jobs, clones=2)
+    procs = [subprocess.Popen([*ARL, "run", "--experiments", "4", "--progress", "plain"], cwd=root,
+                              stderr=subprocess.PIPE, text=True) for root in roots]
+    errors = [proc.communicate(timeout=300)[1] for proc in procs]
+    assert [proc.returncode for proc in procs] == [0, 0], "\n\n".join(errors)
+    assert lab.remote is not None
+    record = final_record(tmp_path, lab.remote)
+    check_shared_record(tmp_path, lab, record)
+    experiments = [a for a in record.attempts if a.status != "baseline"]
+    assert len(experiments) == 8 and len(list(shared.glob("ticket-*"))) == 8  # none lost, none twice
+    assert all("4 attempts this run" in said for said in errors)  # each runner recorded its own four
+    assert sorted(a.description.split(":")[0] for a in experiments) == sorted(f"ticket {n}" for n in range(1, 9))
+
+
+def test_sigkill_of_one_runner_loses_nothing_and_the_other_goes_on(tmp_path: Path) -> None:
+    lab, roots, shared = runners_lab(tmp_path, ["sleep", "a=1", "b=1", "c=1"], clones=2)
+    killed = subprocess.Popen([*ARL, "run", "--experiments", "1", "--progress", "plain"], cwd=roots[0],
+                              stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 90
+    while not (shared / "started-1").exists():  # the first runner's agent took the sleeping ticket
+        assert time.monotonic() < deadline and killed.poll() is None
+        time.sleep(0.05)
+    other = subprocess.run([*ARL, "run", "--experiments", "2"], cwd=roots[1], capture_output=True, text=True,
+                           timeout=300)
+    assert other.returncode == 0, other.stderr
+    killed.kill()
+    killed.communicate(timeout=30)
+    resumed = subprocess.run([*ARL, "run", "--experiments", "1"], cwd=roots[0], capture_output=True, text=True,
+                             timeout=300)
+    assert resumed.returncode == 0, resumed.stderr
+    assert lab.remote is not None
+    record = final_record(tmp_path, lab.remote)
+    check_shared_record(tmp_path, lab, record)
+    statuses = [a.status for a in record.attempts]
+    assert statuses.count("interrupted") == 1 and len(statuses) == 5  # baseline, 2 + 1 experiments, the killed one
+    interrupted = next(a for a in record.attempts if a.status == "interrupted")
+    assert "killed during this experiment" in interrupted.reason
