@@ -25,6 +25,7 @@ BENCHMARKS = {
     "short_circuit": (["--experiments", "20"], ["--experiments", "8"]),
     "metric_parse": (["--lines", "60000", "--repeats", "5"], ["--lines", "60000", "--repeats", "1"]),
     "throughput": (["--experiments", "16"], ["--experiments", "8", "--workers", "1", "2", "8", "--slots", "1", "4"]),
+    "runners": (["--experiments", "16"], ["--experiments", "6", "--runners", "1", "2"]),
     "startup": (["--runs", "10"], ["--runs", "3"]),
     "sandbox_phase": (["--runs", "40"], ["--runs", "5"]),
     "real_path": (["--short", "2", "--long", "12", "--repeats", "5"],
