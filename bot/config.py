@@ -64,19 +64,6 @@ def _device_id(value: Any) -> Any:
     return value
 
 
-_DEVICE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_:.-]{0,63}")  # an index (0), a UUID (GPU-…) or MIG-…
-
-
-def _device_id(value: Any) -> Any:
-    """A device slot as CUDA_VISIBLE_DEVICES takes it: `0` and `"0"` alike, never a list or a comma."""
-    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
-        value = str(value)
-    if isinstance(value, str) and not _DEVICE.fullmatch(value):
-        # A comma would hand one evaluation several GPUs, and another slot could name the same ones.
-        raise ValueError(f"{value!r} is not one device: give an index (0) or a UUID (GPU-…), one per slot")
-    return value
-
-
 DAY = 86_400.0
 TIMEOUT_MAX = 30 * DAY  # longer waits overflow the OS's timers (threading refuses ~1e10 s) and never end in practice
 PID_MAX_LIMIT = 4_194_304  # the most processes Linux can ever have (kernel PID_MAX_LIMIT on 64-bit)
@@ -478,18 +465,6 @@ class Loop(_Strict):
     runner: list[str] = Field(default_factory=lambda: ["self-hosted", "gpu"])
     base: str | None = None  # base branch; default: the branch checked out when the loop starts
     schedule: LoopSchedule = Field(default_factory=LoopSchedule)  # how often the cron continues it
-    workers: int = Field(default=1, ge=1, le=64)  # experiments in flight at once in one process
-    # Device slots: each evaluation holds one, seen as CUDA_VISIBLE_DEVICES and AUTORESEARCH_DEVICE.
-    # None: the GPUs visible to the runner, else one slot with no device set.
-    devices: list[Annotated[str, BeforeValidator(_device_id)]] | None = Field(default=None, min_length=1)
-
-    @field_validator("devices")
-    @classmethod
-    def _devices_unique(cls, devices: list[str] | None) -> list[str] | None:
-        # Two slots naming one GPU would let two evaluations share it: the guarantee slots exist for.
-        if devices is not None and len(set(devices)) != len(devices):
-            raise ValueError(f"device slots must be distinct, got {devices}")
-        return devices
     workers: int = Field(default=1, ge=1, le=64)  # experiments in flight at once in one process
     # Device slots: each evaluation holds one, seen as CUDA_VISIBLE_DEVICES and AUTORESEARCH_DEVICE.
     # None: the GPUs visible to the runner, else one slot with no device set.
