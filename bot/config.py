@@ -469,6 +469,9 @@ class Loop(_Strict):
     # Device slots: each evaluation holds one, seen as CUDA_VISIBLE_DEVICES and AUTORESEARCH_DEVICE.
     # None: the GPUs visible to the runner, else one slot with no device set.
     devices: list[Annotated[str, BeforeValidator(_device_id)]] | None = Field(default=None, min_length=1)
+    # Research jobs the Action starts for this loop at once (each its own runner and concurrency group);
+    # they share the loop through the remote.
+    runners: int = Field(default=1, ge=1, le=16)
 
     @field_validator("devices")
     @classmethod

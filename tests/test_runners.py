@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import itertools
+import json
 import subprocess
 import sys
 import textwrap
 import time
 from pathlib import Path
 
+import pytest
+from arl_bot import config
+from arl_bot.errors import ArlError
 from arl_bot.git import Git
 from arl_bot.github import notes
+from arl_bot.github.outputs import Order, Target
 from arl_bot.record import Record
 
 from tests.labs import PY, Lab, git, make_lab, value_config
@@ -135,3 +140,18 @@ def test_sigkill_of_one_runner_loses_nothing_and_the_other_goes_on(tmp_path: Pat
     assert statuses.count("interrupted") == 1 and len(statuses) == 5  # baseline, 2 + 1 experiments, the killed one
     interrupted = next(a for a in record.attempts if a.status == "interrupted")
     assert "killed during this experiment" in interrupted.reason
+
+
+@pytest.mark.unit
+def test_the_gate_starts_one_research_job_per_runner_each_in_its_own_group() -> None:
+    loop = config.parse(value_config().rstrip("\n") + "\n    runners: 3\n").loops["demo"]
+    order = Order(run=True, targets=(Target("demo", ("gpu",), loop.runners),), command="continue")
+    assert json.loads(order.outputs()["loops"]) == [
+        {"loop": "demo", "runner": ["gpu"]},  # the first keeps the loop's own concurrency group
+        {"loop": "demo", "runner": ["gpu"], "shard": 1}, {"loop": "demo", "runner": ["gpu"], "shard": 2}]
+    revert = Order(run=True, targets=(Target("demo", ("gpu",), 3),), command="revert", experiment=4)
+    assert len(json.loads(revert.outputs()["loops"])) == 1  # one change: one job
+    job = Order.from_env({"ARL_LOOP": "demo", "ARL_SHARD": "2"})
+    assert job.shard == 2 and Order.from_env({"ARL_LOOP": "demo", "ARL_SHARD": ""}).shard == 0
+    with pytest.raises(ArlError, match="ARL_SHARD"):
+        Order.from_env({"ARL_LOOP": "demo", "ARL_SHARD": "1; rm"})

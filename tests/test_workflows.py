@@ -67,7 +67,7 @@ def two_jobs(request: pytest.FixtureRequest, init_workflow: Path) -> Path:
     """The two forms of the gate/research workflow."""
     return init_workflow if request.param == "init-workflow" else REUSABLE
 CONTRACT_ENV = {"ARL_CONFIG", "ARL_LOOP", "ARL_EXPERIMENTS", "ARL_DRY_RUN", "ARL_PHASE", "ARL_COMMAND",
-                "ARL_EXPERIMENT", "ARL_PR", "ARL_REPLY", "GITHUB_TOKEN", "ARL_GITHUB_APP_ID",
+                "ARL_EXPERIMENT", "ARL_PR", "ARL_REPLY", "ARL_SHARD", "GITHUB_TOKEN", "ARL_GITHUB_APP_ID",
                 "ARL_GITHUB_APP_PRIVATE_KEY", "ANTHROPIC_API_KEY"}
 
 

@@ -122,7 +122,7 @@ def research_target(ev: Event, config: Config, head: effects.Head) -> Target | s
     name = head.ref.removeprefix(BRANCH_PREFIX)
     if name not in config.loops:
         return feedback.unknown_loop(head.ref, name, config.path)
-    return Target(name, tuple(config.loops[name].runner))
+    return Target(name, tuple(config.loops[name].runner), config.loops[name].runners)
 
 
 def _status(ask: Ask, facts: Facts) -> Decision:
@@ -206,7 +206,7 @@ def on_schedule(ev: Event, config: Config, facts: Facts, now: float) -> Decision
     ready = due(waiting, now)
     said += [Say(f"{name} is not due yet (schedule.every: {every_s or 0:g} s)")
              for name, every_s, _ in waiting if name not in ready]
-    targets = tuple(Target(name, tuple(config.loops[name].runner)) for name in ready)
+    targets = tuple(Target(name, tuple(config.loops[name].runner), config.loops[name].runners) for name in ready)
     return Decision(Order(run=bool(targets), targets=targets, command="run", experiments=ev.experiments),
                     tuple(said))
 
@@ -243,7 +243,7 @@ def research_loops(ev: Event, config: Config, pulls: list[effects.Head]) -> list
 def on_dispatch(ev: Event, config: Config, facts: Facts, *, actor: str, dry_run: bool) -> Decision:
     """Start or continue the loop asked for (or the only one); a stopped loop is resumed by asking."""
     loop = config.loop(ev.loop)
-    order = Order(run=True, targets=(Target(loop.name, tuple(loop.runner)),), command="run",
+    order = Order(run=True, targets=(Target(loop.name, tuple(loop.runner), loop.runners),), command="run",
                   experiments=ev.experiments)
     if dry_run:
         return Decision(order)  # a dry run leaves the record alone

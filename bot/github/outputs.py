@@ -22,6 +22,7 @@ class Target:
 
     loop: str
     runner: tuple[str, ...] = ("self-hosted", "gpu")
+    runners: int = 1  # research jobs for this loop at once (`runners:`), sharing it through the remote
 
 
 @dataclass(frozen=True)
@@ -36,10 +37,18 @@ class Order:
     pr: int | None = None
     comment_id: int | None = field(default=None, compare=False)
     reply: int | None = field(default=None, compare=False)  # the gate's reply the research job edits as it goes
+    shard: int = 0  # which of a loop's research jobs this is (0: the one that hands a long loop on)
 
     def outputs(self) -> dict[str, str]:
-        """GITHUB_OUTPUT values of the gate."""
-        loops = [{"loop": t.loop, "runner": list(t.runner)} for t in self.targets] if self.run else []
+        """GITHUB_OUTPUT values of the gate: one matrix entry per research job.
+
+        A loop with `runners: N` gets N entries when it runs experiments (a revert or a rebase is one
+        change: one job); entries after the first carry `shard`, which names their concurrency group.
+        """
+        loops: list[dict[str, object]] = []
+        for t in self.targets if self.run else ():
+            jobs = t.runners if self.command in ("run", "continue") else 1
+            loops += [{"loop": t.loop, "runner": list(t.runner), **({"shard": k} if k else {})} for k in range(jobs)]
         return {
             "run": "true" if self.run else "false",
             "loops": json.dumps(loops, separators=(",", ":")),
@@ -64,7 +73,8 @@ class Order:
                              hint="pass the gate's `experiment` output")
         return cls(run=True, targets=(Target(loop),) if loop else (), command=command,
                    experiments=count(env.get("ARL_EXPERIMENTS"), "ARL_EXPERIMENTS"), experiment=experiment,
-                   pr=_integer(env.get("ARL_PR"), "ARL_PR"), reply=_integer(env.get("ARL_REPLY"), "ARL_REPLY"))
+                   pr=_integer(env.get("ARL_PR"), "ARL_PR"), reply=_integer(env.get("ARL_REPLY"), "ARL_REPLY"),
+                   shard=_integer(env.get("ARL_SHARD"), "ARL_SHARD") or 0)
 
 
 def _integer(value: str | None, where: str) -> int | None:

@@ -101,7 +101,9 @@ def run_one(ctx: Context, order: Order, target: Target) -> Outcome:
     view: PullRequestView | None = None
     started = prepare_run(ctx.repo, ctx.config, run_loop, RunOptions(
         experiments=leg.experiments if leg else order.experiments, dry_run=ctx.dry_run, remote=ctx.remote,
-        run_id=ctx.event.run_id, run_url=ctx.event.run_url, notes={"chain": leg.notes} if leg else {}),
+        # A loop's research jobs of one workflow run (`runners:`) share GITHUB_RUN_ID: the shard tells them apart.
+        run_id=ctx.event.run_id + (f".{order.shard}" if order.shard else ""), run_url=ctx.event.run_url,
+        notes={"chain": leg.notes} if leg else {}),
         listeners=[LinePrinter()], require_isolation=True)
     session = started.session
     if ctx.github is not None and not ctx.dry_run:
@@ -122,7 +124,8 @@ def run_one(ctx: Context, order: Order, target: Target) -> Outcome:
     else:
         summary = session.run()
     handed = False
-    if leg is not None and chain.handed_over(leg, summary.reason):
+    # One job hands a long loop on (the first); the new run starts all of the loop's jobs again.
+    if leg is not None and order.shard == 0 and chain.handed_over(leg, summary.reason):
         tried = sum(1 for a in summary.attempts if a.status != "baseline")
         if tried == 0:  # handing over again would run nothing again, for ever
             raise ArlError(f"the job's budget ({leg.hours:g} h) ran out before one experiment of {loop.name} ended",
