@@ -6,7 +6,7 @@ import statistics
 import sys
 from dataclasses import dataclass
 
-from . import guards, measurement_view, noise
+from . import guards, measurement_view, noise, workers_view
 from .record import Attempt, Record
 from .sanitize import code_span, table_cell
 
@@ -296,6 +296,9 @@ def metric_table(record: Record, ctx: BodyContext) -> list[str]:
     reason = record.stop_reason
     status = "⏸️ stopped by a command" if record.paused else (f"stopped: {reason}" if reason else "running")
     out += [f"| status | {cell(status, 200)} |"]
+    workers = workers_view.row(record)  # with several workers or device slots: throughput and device use
+    if workers:
+        out += [workers]
     if ctx.run_url:
         out += [f"| last run | [{ctx.run_url.rsplit('/', 1)[-1]}]({ctx.run_url}) |"]
     return out

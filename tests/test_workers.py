@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import signal
 import subprocess
 import sys
@@ -10,13 +11,16 @@ import time
 from pathlib import Path
 
 import pytest
-from arl_bot import config, decide
+from arl_bot import config, decide, prbody, workers_view
 from arl_bot.cli import build_parser
 from arl_bot.errors import ConfigError
+from arl_bot.journal import InFlight
 from arl_bot.loop import RunOptions, RunSummary, Session
-from arl_bot.record import Record
+from arl_bot.progress import StatusLine
+from arl_bot.record import Attempt, Meta, Note, Record
+from arl_bot.runview import RunView
 from arl_bot.scheduler import start_reason
-from arl_bot.slots import Slot, slots_for
+from arl_bot.slots import Slot, SlotPool, slots_for
 from arl_bot.store import RecordStore
 
 from tests.labs import PY, Lab, make_lab, running, value_config
@@ -286,3 +290,40 @@ def test_sigkill_with_workers_in_flight_loses_nothing_on_restart(tmp_path: Path)
     assert statuses[-1][0] == "keep"  # the resumed run went on from the right best
     assert "killed during this experiment" in record.attempts[1].reason
     assert not list((lab.repo.common_dir / "autoresearch").glob("demo.inflight*.json"))
+
+
+@pytest.mark.unit
+def test_the_pull_request_shows_the_workers_throughput_and_how_busy_the_slots_were() -> None:
+    meta = Meta(loop="demo", base_branch="main", base_sha="b" * 40, created_at="2026-01-01T00:00:00.000000Z",
+                goal="minimize", metric="score")
+    start = Note(kind="run_start", at="2026-01-01T00:00:00.000000Z",
+                 data={"run_id": "r1", "workers": 2, "slots": ["gpu 0"]})
+    attempts = [Attempt(experiment=0, status="baseline", metric=10.0, description="baseline", parent="b" * 40,
+                        sha="b" * 40, run_id="r1", started_at="2026-01-01T00:00:00.000000Z", eval_s=10.0)]
+    attempts += [Attempt(experiment=n, status="discard", metric=11.0, description=f"try {n}", parent="b" * 40,
+                         run_id="r1", started_at="2026-01-01T00:00:00.000000Z", agent_s=10.0, eval_s=10.0)
+                 for n in range(1, 9)]
+    end = Note(kind="run_end", at="2026-01-01T00:02:00.000000Z", data={"run_id": "r1", "reason": "done"})
+    record = Record(meta=meta, attempts=attempts, notes=[start, end])
+    # 8 experiments in 120 s: 240 an hour; the one slot evaluated 90 s of the 120.
+    assert workers_view.row(record) == "| workers | 2 on gpu 0: 240 experiments/h, slots 75% busy (latest run) |"
+    assert workers_view.row(record) in prbody.render(record, prbody.BodyContext(loop="demo", goal="minimize",
+                                                                                metric="score"))
+    one = Record(meta=meta, attempts=attempts, notes=[Note(kind="run_start", at=start.at, data={"run_id": "r1"})])
+    assert workers_view.row(one) is None  # a single worker on one slot: nothing new to say
+
+
+@pytest.mark.unit
+def test_the_status_line_shows_what_is_in_flight_on_which_device() -> None:
+    loop = config.parse(loop_config("workers: 2", "devices: [0, 1]")).loops["demo"]
+    meta = Meta(loop="demo", base_branch="main", base_sha="b" * 40, created_at="", goal="minimize", metric="score")
+    record = Record(meta=meta, attempts=[Attempt(experiment=0, status="baseline", metric=10.0,
+                                                 description="baseline", parent="b" * 40, sha="b" * 40)])
+    flights = {0: InFlight(0, 5, "", phase="agent"), 1: InFlight(1, 6, "", device="gpu 1", phase="evaluating")}
+    view = RunView(loop=loop, record=lambda: record, dry_run=True, remote="origin", sandbox="none", isolated=False,
+                   workers=2, slots=SlotPool(slots_for(loop, {})), in_flight=lambda: flights,
+                   pushed=lambda: False, warn=lambda text: None)
+    printer = StatusLine(io.StringIO())
+    printer.run = view
+    status = printer.status()
+    assert "2 in flight: #5 agent, #6 evaluating on gpu 1" in status and "exp/h, slots 0% busy" in status
