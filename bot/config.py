@@ -130,9 +130,10 @@ def plugin_options(model: type[M], given: BaseModel | dict[str, Any], key: str) 
 class Metric(_Strict):
     """What is measured and which way is better."""
 
+    # As the evaluation reports it: a `name: value` line or a JSON key.
     name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_.-]*$")
-    goal: Literal["minimize", "maximize"] = "minimize"
-    min_delta: Number = Field(default=0.0, ge=0.0)
+    goal: Literal["minimize", "maximize"] = "minimize"  # which way is better
+    min_delta: Number = Field(default=0.0, ge=0.0)  # a keep must beat the best by more than this
 
     @property
     def sign(self) -> float:
@@ -147,8 +148,8 @@ class Metric(_Strict):
 class Parse(_Strict):
     """How the metric is read from an evaluation: a regex, a JSON key, or the last `name: value` line."""
 
-    regex: str | None = None
-    json_key: str | None = Field(default=None, alias="json")
+    regex: str | None = None  # one capture group around the number, matched line by line
+    json_key: str | None = Field(default=None, alias="json")  # a key of the JSON written to $AUTORESEARCH_RESULT
     file: str | None = None  # a result file (relative to the working tree) to read instead of stdout
 
     model_config = ConfigDict(extra="forbid", strict=True, frozen=True, populate_by_name=True)
@@ -175,13 +176,14 @@ class Parse(_Strict):
 class Evaluate(_Strict):
     """The fixed evaluation that turns a working tree into one score."""
 
-    command: str | None = None
-    backend: str | None = None
-    options: dict[str, Any] = Field(default_factory=dict)
+    command: str | None = None  # a shell command run once per seed, `{seed}` filled in; or give `backend`
+    backend: str | None = None  # an installed evaluator (python, pytest, torch-charlm, ...) or path/file.py:Class
+    options: dict[str, Any] = Field(default_factory=dict)  # the backend's own keys
     parse: Parse = Field(default_factory=Parse)
+    # Seconds per seed; the whole process group is killed after.
     timeout: Number = Field(default=600.0, gt=0, le=TIMEOUT_MAX)
-    seeds: list[int] = Field(default_factory=lambda: [42], min_length=1)
-    short_circuit: bool = False
+    seeds: list[int] = Field(default_factory=lambda: [42], min_length=1)  # the score is the mean over these seeds
+    short_circuit: bool = False  # skip the other seeds when the first is already clearly worse than the best
     short_circuit_sigmas: Number = Field(default=2.0, gt=0)  # "clearly worse": the first seed, by this many sigmas
     baseline_repeats: int = Field(default=1, ge=1, le=20)  # measure the baseline this many times for sigma
     parallel: int = Field(default=1, ge=1, le=64)  # seeds evaluated at once (several runs on one big GPU)
@@ -209,6 +211,7 @@ class Evaluate(_Strict):
 class Keep(_Strict):
     """The keep rule (bot/noise.py): `mean`, `sigma` (beat the best by k sigma) or `welch` (a confidence)."""
 
+    # `mean`: beat the best by min_delta; `sigma`: by k sigma; `welch`: a t-test's confidence.
     rule: Literal["mean", "sigma", "welch"] = "mean"
     k: Number = Field(default=2.0, gt=0)  # sigma: how many sigmas of run-to-run noise a gain must exceed
     confidence: Number = Field(default=0.95, gt=0.5, lt=1.0)  # welch: how sure the test must be
@@ -219,7 +222,7 @@ class Holdout(Evaluate):
     """A second evaluation the agent never sees; it guards against overfitting the first."""
 
     must_not_worsen: bool = False  # a keep also needs the holdout no worse than the best's (by > tolerance)
-    tolerance: Number = Field(default=0.0, ge=0.0)
+    tolerance: Number = Field(default=0.0, ge=0.0)  # how much worse than the best's holdout score a keep may be
     protect: list[str] = Field(default_factory=list)  # globs of its code and data, protected like `protected`
 
     @field_validator("protect")
@@ -259,18 +262,19 @@ Amount = Annotated[str | float, BeforeValidator(_amount)]
 class Check(_Strict):
     """A command that must exit 0, in the evaluation's sandbox, before a candidate may be kept."""
 
-    name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")
-    command: str = Field(min_length=1)
-    timeout: Number = Field(default=600.0, gt=0, le=TIMEOUT_MAX)
+    name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_.-]{0,63}$")  # named in reasons, the record and the pull request
+    command: str = Field(min_length=1)  # run in the evaluation's sandbox, on the tree the evaluation measured
+    timeout: Number = Field(default=600.0, gt=0, le=TIMEOUT_MAX)  # seconds; a check that runs out fails
 
 
 class Limit(_Strict):
     """A bound on one number the evaluation reports; the change bounds compare with the best kept state."""
 
-    max: Number | None = None
-    min: Number | None = None
+    max: Number | None = None  # the value may be at most this
+    min: Number | None = None  # the value must be at least this
+    # At most this far above the best kept state's value: in its units, or a share like 5%.
     max_increase: Amount | None = None
-    max_decrease: Amount | None = None
+    max_decrease: Amount | None = None  # at most this far below the best kept state's value
     parse: str | None = None  # a regex with one group, matched line by line against the evaluation's output
 
     @field_validator("parse")
@@ -307,13 +311,14 @@ class Guards(_Strict):
 class ReadyCheck(_Strict):
     """When a service counts as up: its port accepts connections, or a command exits 0."""
 
-    port: int | None = Field(default=None, ge=1, le=65535)
-    command: str | None = None
+    port: int | None = Field(default=None, ge=1, le=65535)  # up when this port accepts connections
+    command: str | None = None  # up when this command exits 0
 
 
 class Service(_Strict):
     """A command started on the runner before each evaluation and stopped after it."""
 
+    # The evaluation gets AUTORESEARCH_SERVICE_<NAME>_HOST and _PORT.
     name: str = Field(pattern=r"^[A-Za-z][A-Za-z0-9_-]*$")
     command: str  # `{port}` is replaced by the port
     port: int | None = Field(default=None, ge=0, le=65535)  # 0: pick a free port
@@ -331,8 +336,8 @@ class Service(_Strict):
 class PriceConfig(_Strict):
     """An explicit model price in USD per million tokens; cache prices default to Anthropic's multipliers."""
 
-    input: Number = Field(ge=0)
-    output: Number = Field(ge=0)
+    input: Number = Field(ge=0)  # USD per million input tokens
+    output: Number = Field(ge=0)  # USD per million output tokens
     cache_write: Number | None = Field(default=None, ge=0)  # default: 1.25 x input
     cache_read: Number | None = Field(default=None, ge=0)  # default: 0.1 x input
 
@@ -365,7 +370,8 @@ PassEnv = Annotated[list[str], AfterValidator(_no_github_token)]
 class AgentConfig(_Strict):
     """`agent:` keys every kind takes; each agent plugin's `Options` derives from it and adds its own keys."""
 
-    kind: str = "command"
+    kind: str = "command"  # the agent: claude-code, anthropic, command, optuna, or module:Class
+    # Seconds per experiment; the agent's process group is killed after.
     timeout: Number = Field(default=1800.0, gt=0, le=TIMEOUT_MAX)
 
     @field_validator("kind")
@@ -380,12 +386,12 @@ class AgentConfig(_Strict):
 class Budget(_Strict):
     """When a run stops. Counts are per run; `target` is checked against the loop's best."""
 
-    experiments: int | None = Field(default=20, ge=1)
-    hours: Number | None = Field(default=None, gt=0)
-    cost_usd: Number | None = Field(default=None, ge=0)
-    plateau: int | None = Field(default=None, ge=1)
-    target: Number | None = None
-    crashes: int | None = Field(default=5, ge=1)
+    experiments: int | None = Field(default=20, ge=1)  # experiments per run
+    hours: Number | None = Field(default=None, gt=0)  # hours per run
+    cost_usd: Number | None = Field(default=None, ge=0)  # a hard cap on what the agent spends per run, in US dollars
+    plateau: int | None = Field(default=None, ge=1)  # stop after this many attempts in a row without a keep
+    target: Number | None = None  # stop once the best reaches this, in the goal's direction
+    crashes: int | None = Field(default=5, ge=1)  # stop after this many crashes in a row
 
 
 
@@ -402,7 +408,8 @@ class SandboxSettings(_Strict):
     """`sandbox:` as a mapping; the plain string form is `kind` alone."""
 
     kind: str | None = None  # a registered sandbox (docker, bubblewrap, none); default: bubblewrap where installed
-    agent: PhaseSandbox = Field(default_factory=PhaseSandbox)
+    agent: PhaseSandbox = Field(default_factory=PhaseSandbox)  # what the agent's phase may do
+    # What the evaluation's phase (and the guards' checks) may do.
     evaluation: PhaseSandbox = Field(default_factory=PhaseSandbox)
     hidden: list[str] = Field(default_factory=list)  # more paths no phase may read (~ is the bot's HOME)
     # host paths (held-out labels) only the trusted scorer (`evaluate.score`) may read; hidden from the rest
@@ -447,13 +454,15 @@ class PromptConfig(_Strict):
 class Loop(_Strict):
     """One research loop: what the agent may change and how the result is judged."""
 
-    name: str = ""
-    instructions: str = "AGENT.md"
+    name: str = ""  # filled in from the loop's key under `loops`
+    instructions: str = "AGENT.md"  # the file the agent reads first, relative to the repository root
+    # Globs of the paths the agent may change; a change outside them is invalid.
     editable: list[str] = Field(min_length=1)
+    # Globs no experiment may touch, put back from the base before each evaluation; .autoresearch.yml always is.
     protected: list[str] = Field(default_factory=list)
     metric: Metric
     evaluate: Evaluate
-    agent: AgentConfig
+    agent: AgentConfig  # who edits the tree; the keys are those of its kind
     sandbox: SandboxSettings | None = None  # or the string form: docker | bubblewrap | none
     budget: Budget = Field(default_factory=Budget)
     keep: Keep = Field(default_factory=Keep)  # or the string form: mean | sigma | welch
@@ -462,6 +471,7 @@ class Loop(_Strict):
     services: list[Service] = Field(default_factory=list)
     strategy: StrategyConfig = Field(default_factory=StrategyConfig)
     prompt: PromptConfig = Field(default_factory=PromptConfig)
+    # The labels of the runner the research job runs on.
     runner: list[str] = Field(default_factory=lambda: ["self-hosted", "gpu"])
     base: str | None = None  # base branch; default: the branch checked out when the loop starts
     schedule: LoopSchedule = Field(default_factory=LoopSchedule)  # how often the cron continues it
@@ -585,7 +595,8 @@ class GitHubSettings(_Strict):
 class Config(_Strict):
     """The whole file."""
 
-    version: Literal[1] = 1
+    version: Literal[1] = 1  # the file format's version; 1 is the only one
+    # Loop name -> loop; the name makes the research branch autoresearch/<name>.
     loops: dict[str, Loop] = Field(min_length=1)
     github: GitHubSettings = Field(default_factory=GitHubSettings)
     path: str = Field(default=CONFIG_FILE, exclude=True)

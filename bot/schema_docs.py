@@ -302,7 +302,7 @@ def _escape(text: str) -> str:
 
 
 def models() -> dict[str, type[BaseModel]]:
-    """$defs name -> model class, for Config and every installed plugin's Options (and the models they use)."""
+    """$defs name ("" for the root) -> model class: Config, every installed plugin's Options, the models they use."""
     found: dict[str, type[BaseModel]] = {}
     start: list[Any] = [config.Config]
     for group, base in config.PLUGIN_GROUPS.items():
@@ -314,6 +314,7 @@ def models() -> dict[str, type[BaseModel]]:
     for cls in _walk(start):
         found.setdefault(cls.__name__, cls)
         found[f"{cls.__module__}.{cls.__qualname__}".replace(".", "__")] = cls
+    found[""] = config.Config  # the schema's root: the file itself
     return found
 
 
