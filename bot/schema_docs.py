@@ -127,6 +127,7 @@ class _Page:
             description = " ".join(filter(None, [prop.get("description"), comments.get(key)]))
             if not description:  # a section of its own: its model says what it is
                 description = _model_description(self.defs.get(_only_ref(prop), {}), None)
+            description = _sentence(description)
             rows.append(f"| `{key}` | {_escape(type_text)} | {default} | {_escape(description)} |")
         return rows
 
@@ -251,6 +252,14 @@ def _default(prop: dict[str, Any], cls: type[BaseModel] | None, key: str, requir
     if isinstance(value, BaseModel):
         return "see its keys"
     return f"`{json.dumps(value)}`"
+
+
+def _sentence(text: str) -> str:
+    """A comment as a sentence, like the models' docstrings beside it: a capital first, a full stop last."""
+    if not text:
+        return text
+    text = text[0].upper() + text[1:] if text[0].isalpha() else text
+    return text if text.endswith(".") else text + "."
 
 
 def _model_description(model: dict[str, Any], cls: type[BaseModel] | None) -> str:

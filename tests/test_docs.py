@@ -124,8 +124,8 @@ def test_a_row_says_type_constraints_default_and_the_fields_comment() -> None:
     schema: dict[str, Any] = {"type": "object", "properties": {"demo": {"$ref": "#/$defs/_Demo"}},
                               "required": ["demo"], "$defs": {"_Demo": _Demo.model_json_schema()}}
     page = schema_docs.render(schema, {"_Demo": _Demo})
-    assert "| `demo` | [mapping](#demo) | required |" in page
+    assert "| `demo` | [mapping](#demo) | required | A demo section. |" in page  # no comment: its model's
     assert "## `demo`\n\nA demo section." in page
-    assert "| `size` | integer, ≥ 1 | `3` | how big it is |" in page
-    assert '| `names` | list of string | `["a", "b"]` | the names it takes, in order |' in page  # default_factory
+    assert "| `size` | integer, ≥ 1 | `3` | How big it is. |" in page
+    assert '| `names` | list of string | `["a", "b"]` | The names it takes, in order. |' in page  # default_factory
     assert "| `mode` | string or null | `null` |  |" in page
