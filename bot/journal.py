@@ -50,12 +50,21 @@ class Journal:
         self.remote = remote
         self.run_id = run_id
         self.state_dir = state_dir
-        self.lock = threading.RLock()
+        self.lock = threading.RLock()  # the record in memory and the markers
+        # The refs (record, branch) and what writes them: taken before `lock`, never after it (see writing).
+        self.refs = threading.RLock()
         self.record: Record | None = None
         self.in_flight: dict[int, InFlight] = {}  # by worker
         self.parallel = False  # markers (and so recovered attempts) name their worker and device
         self._hold = hold  # signals wait while the commit, the record and the push agree
         self._local = threading.local()  # which worker this thread runs (children's groups go to its marker)
+        # Pushes run behind: an attempt is in the local record (the write-ahead log) before anything is
+        # pushed, and a discard's push goes on while the next experiment runs. A keep is pushed at once.
+        self._waiting = 0  # pushes asked for and not yet made
+        self._pushing = threading.Condition()
+        self._pusher: threading.Thread | None = None
+        self._failed: BaseException | None = None  # what a push behind raised: raised at the next append
+        self.moved_behind = threading.Event()  # a push behind took in commits: the run looks at its head
 
     # -- markers ------------------------------------------------------------------------------------
     def marker(self, worker: int) -> Path:
@@ -134,14 +143,25 @@ class Journal:
         assert self.record is not None, "call run() first"
         return self.record
 
+    @contextmanager
+    def writing(self) -> Iterator[None]:
+        """Hold the refs and the record: every writer takes them in this order, so none waits on another."""
+        with self.refs, self.lock:
+            yield
+
     def append(self, attempt: Attempt, patch: str, worker: int | None = None,
                renumber: bool = True) -> tuple[Attempt, bool]:
         """Record an attempt (renumbered to the next free number) and push; whether the push took in commits.
 
         With worker, its marker goes in the same held step: a SIGKILL after this leaves no marker for a
-        recorded attempt, one before it leaves the marker and no attempt.
+        recorded attempt, one before it leaves the marker and no attempt. A keep (or a baseline, or
+        anything that moved the branch) is pushed before this returns; anything else is pushed behind.
         """
-        with self.lock, self._hold():
+        if self._failed is not None:
+            failed, self._failed = self._failed, None
+            raise failed
+        behind = attempt.sha is None
+        with self.writing(), self._hold():
             record = self.ready()
             if renumber and attempt.experiment != record.next_experiment:
                 attempt = dataclasses.replace(attempt, experiment=record.next_experiment)
@@ -149,7 +169,7 @@ class Journal:
             self.store.append_attempt(attempt, patch)
             record.attempts.append(attempt)
             moved = False
-            if self.remote is not None:
+            if self.remote is not None and not behind:
                 try:
                     moved = self.remote.push()
                 except StaleKeep as lost:
@@ -161,7 +181,45 @@ class Journal:
                 attempt = self._level(attempt)
             if worker is not None:
                 self.end(worker)
+        if self.remote is not None and behind:
+            self._push_behind()
         return attempt, moved
+
+    def _push_behind(self) -> None:
+        with self._pushing:
+            self._waiting += 1
+            if self._pusher is None:
+                self._pusher = threading.Thread(target=self._push_forever, name="arl-push", daemon=True)
+                self._pusher.start()
+            self._pushing.notify_all()
+
+    def _push_forever(self) -> None:
+        """Make the pushes asked for, one each, in order (a push takes everything recorded so far)."""
+        assert self.remote is not None
+        while True:
+            with self._pushing:
+                self._pushing.wait_for(lambda: self._waiting > 0)
+            try:
+                with self.refs:  # not the record's lock: the next experiment plans while this pushes
+                    moved = self.remote.push()
+                    if self.remote.renumbered or self.remote.rewritten or self.remote.taken_in:
+                        with self.lock:
+                            self.reload()
+                if moved or self.remote.rewritten:
+                    self.moved_behind.set()
+            except BaseException as exc:  # raised in the run's thread at its next append or flush
+                self._failed = exc
+            with self._pushing:
+                self._waiting -= 1
+                self._pushing.notify_all()
+
+    def flush(self) -> None:
+        """Wait until every push asked for is made; raise what one of them raised."""
+        with self._pushing:
+            self._pushing.wait_for(lambda: self._waiting == 0)
+        if self._failed is not None:
+            failed, self._failed = self._failed, None
+            raise failed
 
     def _level(self, attempt: Attempt) -> Attempt:
         """After a push that took in other runners' work: the record as it is now, and our attempt in it."""
@@ -195,7 +253,7 @@ class Journal:
 
     def note(self, kind: str, **data: object) -> None:
         """Add a note (run start and end, ...) to the record."""
-        with self.lock:
+        with self.writing():
             record = self.ready()
             note = Note(kind=kind, at=now(), data=dict(data))  # type: ignore[arg-type]
             self.store.append_note(note, len(record.notes))
@@ -204,7 +262,8 @@ class Journal:
     def push(self) -> None:
         """Push branch and record (at the end of a run)."""
         if self.remote is not None:
-            with self.lock:
+            self.flush()
+            with self.writing():
                 try:
                     self.remote.push()
                 except StaleKeep:  # a run ending on an error: its unpushed keep lost to another runner's

@@ -221,6 +221,9 @@ class Session:
 
     def _needs_baseline(self) -> bool:
         """First run, or the branch moved outside the loop (a manual fix, a merge), or new guards."""
+        if self.journal.moved_behind.is_set():  # a push behind took in commits: look at the new head here
+            self.journal.moved_behind.clear()
+            self._branch_moved()
         with self.journal.lock:
             record = self.journal.ready()
             return record.best is None or record.best.sha != self.branch.head() or \
@@ -292,7 +295,7 @@ class Session:
                           eval_s=m.duration_s, eval_log=m.log, run_id=self.run_id,
                           extra={**measured, **guards.recorded(m), **(extra or {})})
             patch = tree.staged_patch(head)
-            with self._signals.hold(), self.journal.lock:
+            with self._signals.hold(), self.journal.writing():
                 if m.metric is None:  # a change that does not evaluate is not put on the branch
                     record.meta = old_meta
                     tree.reset_hard(head)
@@ -530,7 +533,8 @@ class Session:
             if status != "keep":
                 break
             try:
-                with self._signals.hold(), self.journal.lock:
+                with self._signals.hold(), self.journal.writing():
+                    self.branch.forget()  # a push behind may have moved it (another runner's keep, a manual fix)
                     head = self.branch.head()
                     if head == parent:
                         # The index is what passed the checks; no phase can write it (it lives under .git,

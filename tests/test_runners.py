@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -155,3 +157,46 @@ def test_the_gate_starts_one_research_job_per_runner_each_in_its_own_group() -> 
     assert job.shard == 2 and Order.from_env({"ARL_LOOP": "demo", "ARL_SHARD": ""}).shard == 0
     with pytest.raises(ArlError, match="ARL_SHARD"):
         Order.from_env({"ARL_LOOP": "demo", "ARL_SHARD": "1; rm"})
+
+
+# A `git` whose pushes, once experiment 1's agent has armed it, wait until experiment 2's agent opens it:
+# a run that pushed before starting the next experiment would wait for ever (and this records that).
+SLOW_REMOTE = """#!/bin/sh
+case "$*" in
+  *" push "*)
+    if [ -e "$ARL_TEST_GATE/armed" ]; then
+      i=0
+      while [ ! -e "$ARL_TEST_GATE/open" ] && [ $i -lt 300 ]; do sleep 0.1; i=$((i + 1)); done
+      [ -e "$ARL_TEST_GATE/open" ] || touch "$ARL_TEST_GATE/timed-out"
+    fi;;
+esac
+exec {real} "$@"
+"""
+GATE_AGENT = textwrap.dedent("""\
+    import os
+    from pathlib import Path
+    gate = Path(os.environ["ARL_TEST_GATE"])
+    n = int(os.environ["AUTORESEARCH_EXPERIMENT"])
+    (gate / ("armed" if n == 1 else "open")).touch()
+    Path("model/value.txt").write_text(f"{{20 + n}}\\n")  # worse: a discard, pushed behind
+    Path(os.environ["AUTORESEARCH_DESCRIPTION_FILE"]).write_text(f"try {{n}}\\n")
+    """)
+
+
+def test_a_push_never_stands_between_two_experiments(tmp_path: Path) -> None:
+    gate = tmp_path / "gate"
+    gate.mkdir()
+    bindir = tmp_path / "slow-bin"
+    bindir.mkdir()
+    (bindir / "git").write_text(SLOW_REMOTE.format(real=shutil.which("git")))
+    (bindir / "git").chmod(0o755)
+    text = value_config(agent=f'{{kind: command, command: "{PY} agent.py", timeout: 60, pass_env: [ARL_TEST_GATE]}}')
+    lab = make_lab(tmp_path, ["1"], config_text=text, remote=True, files={"agent.py": GATE_AGENT.format()})
+    env = {**os.environ, "PATH": f"{bindir}:{os.environ['PATH']}", "ARL_TEST_GATE": str(gate)}
+    done = subprocess.run([*ARL, "run", "--experiments", "2"], cwd=lab.root, env=env, capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert not (gate / "timed-out").exists(), "experiment 1's push held up experiment 2"
+    assert lab.remote is not None
+    record = final_record(tmp_path, lab.remote)
+    assert [(a.experiment, a.status) for a in record.attempts] == [(0, "baseline"), (1, "discard"), (2, "discard")]
