@@ -14,7 +14,6 @@ import dataclasses
 import gc
 import queue
 import shutil
-import signal
 import tempfile
 import threading
 import time
@@ -22,7 +21,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import FrameType
 from typing import Any
 
 from . import decide, diffcheck, guards, names, noise, prompt, rebase, safefile, treecheck, validate
@@ -40,6 +38,7 @@ from .runners import StaleKeep
 from .runview import Listener, RunView, listener
 from .sandbox import Sandbox, choose_sandbox
 from .scheduler import Scheduler, start_reason
+from .signals import Signals
 from .slots import DeviceSandbox, Slot, SlotPool, slots_for
 from .store import RecordStore
 from .strategy import Plan, Strategy
@@ -131,7 +130,7 @@ class Session:
         self.worktree_path = self.branch.worktree_path(0)
         self.remote = None if self.options.dry_run else Remote(repo, self.options.remote, loop.name)
         self.run_id = self.options.run_id or names.run_id()
-        self._signals = _Signals()
+        self._signals = Signals()
         self.journal = Journal(repo, loop.name, self.state_dir, self.remote, self.run_id, self._signals.hold)
         self.tree: Git | None = None  # worker 0's worktree
         self.warnings: list[str] = []
@@ -743,52 +742,3 @@ class Session:
 def _snapshot(record: Record) -> Record:
     """A copy of the record one experiment reads while other workers append to the original."""
     return Record(meta=record.meta, attempts=list(record.attempts), notes=list(record.notes))
-
-
-class _Signals:
-    """Turn SIGINT and SIGTERM into Interrupted, except inside `hold()`, where they wait.
-
-    A keep is a commit, a ref move, a record entry and a push; a signal halfway through would leave
-    the branch and the record disagreeing, so those steps finish first and the signal lands after.
-    Signals reach the main thread only: a worker thread's hold has nothing to defer (the scheduler
-    stops workers between their phases instead).
-    """
-
-    def __init__(self) -> None:
-        self._held = 0
-        self._pending: int | None = None
-
-    def _handler(self, signum: int, frame: FrameType | None) -> None:
-        if self._held:
-            self._pending = signum
-            return
-        raise Interrupted(f"stopped by {signal.Signals(signum).name}")
-
-    @contextmanager
-    def installed(self) -> Iterator[None]:
-        """Install the handlers for the duration (main thread only; elsewhere a no-op)."""
-        try:
-            previous = {sig: signal.signal(sig, self._handler) for sig in (signal.SIGINT, signal.SIGTERM)}
-        except ValueError:  # not the main thread: signals cannot be handled here
-            yield
-            return
-        try:
-            yield
-        finally:
-            for sig, old in previous.items():
-                signal.signal(sig, old)
-
-    @contextmanager
-    def hold(self) -> Iterator[None]:
-        """Defer signals until the block is done."""
-        if threading.current_thread() is not threading.main_thread():
-            yield
-            return
-        self._held += 1
-        try:
-            yield
-        finally:
-            self._held -= 1
-            if not self._held and self._pending is not None:
-                signum, self._pending = self._pending, None
-                raise Interrupted(f"stopped by {signal.Signals(signum).name}")
