@@ -18,6 +18,7 @@ from arl_bot.errors import ArlError
 from arl_bot.git import Git
 from arl_bot.github import notes
 from arl_bot.github.outputs import Order, Target
+from arl_bot.github.pr import seed_branch
 from arl_bot.record import Record
 
 from tests.labs import PY, Lab, git, make_lab, value_config
@@ -200,3 +201,26 @@ def test_a_push_never_stands_between_two_experiments(tmp_path: Path) -> None:
     assert lab.remote is not None
     record = final_record(tmp_path, lab.remote)
     assert [(a.experiment, a.status) for a in record.attempts] == [(0, "baseline"), (1, "discard"), (2, "discard")]
+
+
+def test_two_jobs_seeding_a_new_loop_s_branch_at_once_both_go_on(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    # `runners: 2` on a loop's first run: both jobs seed its branch; the second's push is refused.
+    lab = make_lab(tmp_path, ["8"], remote=True)
+    assert lab.remote is not None
+    theirs = lab.git("commit-tree", "-p", "main", "-m", "autoresearch: start loop demo", "main^{tree}")
+    lab.git("push", "--quiet", "origin", f"{theirs}:refs/heads/seeded-elsewhere")
+    bindir = tmp_path / "race-bin"
+    bindir.mkdir()
+    (bindir / "git").write_text(textwrap.dedent(f"""\
+        #!/bin/sh
+        case "$*" in
+          *" push "*autoresearch/demo*)  # the other job's seed lands first
+            {shutil.which("git")} --git-dir={lab.remote} update-ref refs/heads/autoresearch/demo {theirs};;
+        esac
+        exec {shutil.which("git")} "$@"
+        """))
+    (bindir / "git").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
+    assert seed_branch(lab.repo, lab.loop()) is False
+    assert lab.repo.rev("refs/heads/autoresearch/demo") == theirs  # theirs, taken in; ours dropped

@@ -7,7 +7,7 @@ from dataclasses import replace
 
 from .. import names
 from ..config import Loop
-from ..errors import ArlError
+from ..errors import ArlError, PushRejectedError
 from ..git import Git
 from ..prbody import BodyContext, merge, own, render
 from ..record import Attempt, Record
@@ -58,7 +58,13 @@ def seed_branch(repo: Git, loop: Loop, remote: str = "origin") -> bool:
     tree = repo.run("rev-parse", f"{base_sha}^{{tree}}")
     sha = repo.commit_tree(tree, base_sha, START_MESSAGE.format(loop=loop.name), {"Loop": loop.name})
     repo.move_ref(branch_ref, sha, None)
-    repo.push(remote, [f"{branch_ref}:{branch_ref}"])
+    try:
+        repo.push(remote, [f"{branch_ref}:{branch_ref}"])
+    except PushRejectedError:
+        # Another of the loop's research jobs (`runners:`) seeded it first: take theirs, drop ours.
+        repo.run("update-ref", "-d", branch_ref, sha)
+        sync.pull()
+        return False
     return True
 
 
