@@ -215,7 +215,13 @@ class Session:
             finally:
                 self._scheduler = None
             summary.reason = reason
-            self._finish(reason, **self.measurer.at_end(self._ready()[1].root, record))
+            tree, head = self._ready()[1], self.branch.head()
+            if self._at.get(0) != head:  # with workers, the first one's tree may be behind the final head
+                tree.reset_hard(head)
+                self._at[0] = head
+            with self._device(0) as (measurer, _):  # the final best's holdout holds a slot like any evaluation
+                final = measurer.at_end(tree.root, record)
+            self._finish(reason, **final)
             return summary
 
     def _needs_baseline(self) -> bool:
