@@ -327,3 +327,16 @@ def test_the_status_line_shows_what_is_in_flight_on_which_device() -> None:
     printer.run = view
     status = printer.status()
     assert "2 in flight: #5 agent, #6 evaluating on gpu 1" in status and "exp/h, slots 0% busy" in status
+
+
+def test_the_cli_flag_runs_workers_side_by_side(tmp_path: Path) -> None:
+    # Ticket 1's agent finishes only once ticket 2's has started: one at a time, it would wait for ever.
+    lab, _ = slot_lab(tmp_path, ["a=1@s2", "b=1"], workers=1, budget="{experiments: 2}")
+    done = subprocess.run([*ARL, "run", "--dry-run", "--workers", "2", "--progress", "plain"], cwd=lab.root,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    record = RecordStore(lab.repo, "demo").load()
+    assert record is not None
+    check_numbers(record)
+    assert sorted(a.extra["worker"] for a in record.attempts[1:]) == [0, 1]
+    assert "2 workers on gpu 0, gpu 1" in done.stderr
