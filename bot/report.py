@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from . import guards, names
+from . import guards, names, workers_view
 from .measurement_view import holdout_value
 from .prbody import best_so_far, bounds_of, change, fmt, series
 from .record import Attempt, Record
@@ -221,6 +221,9 @@ def _cards(record: Record) -> str:
         ("status", "paused" if record.paused else (f"stopped: {record.stop_reason}" if record.stop_reason
                                                     else "running")),
     ]
+    workers = workers_view.text(record)  # several workers or device slots: their throughput
+    if workers:
+        items.append(("workers", workers))
     return "".join(f'<div class="card"><div class="k">{esc(k)}</div><div class="v">{esc(v)}</div></div>'
                    for k, v in items)
 

@@ -51,14 +51,20 @@ def _elapsed(start: Note, record: Record, run_id: object) -> float | None:
     return max(ends) if ends else None
 
 
-def row(record: Record) -> str | None:
-    """A two-column table row: `| workers | 4 on gpu 0, gpu 1: 120 experiments/h, slots 85% busy |`."""
+def text(record: Record) -> str | None:
+    """`4 on gpu 0, gpu 1: 120 experiments/h, slots 85% busy (latest run)`, or None with one worker and slot."""
     figures = latest(record)
     if figures is None:
         return None
-    text = f"{figures.workers} on {', '.join(figures.slots) or 'one slot'}"
+    said = f"{figures.workers} on {', '.join(figures.slots) or 'one slot'}"
     if figures.per_hour is not None:
-        text += f": {figures.per_hour:,.0f} experiments/h"
+        said += f": {figures.per_hour:,.0f} experiments/h"
         if figures.busy is not None:
-            text += f", slots {figures.busy:.0%} busy"
-    return f"| workers | {text} (latest run) |"
+            said += f", slots {figures.busy:.0%} busy"
+    return f"{said} (latest run)"
+
+
+def row(record: Record) -> str | None:
+    """A two-column table row: `| workers | 4 on gpu 0, gpu 1: 120 experiments/h, slots 85% busy (…) |`."""
+    said = text(record)
+    return None if said is None else f"| workers | {said} |"
