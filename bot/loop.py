@@ -37,7 +37,7 @@ from .record import Attempt, Meta, Record, Status
 from .runners import StaleKeep
 from .runview import Listener, RunView, listener
 from .sandbox import Sandbox, choose_sandbox
-from .scheduler import Scheduler, start_reason
+from .scheduler import Scheduler, allowance, start_reason
 from .signals import Signals
 from .slots import DeviceSandbox, Slot, SlotPool, slots_for
 from .store import RecordStore
@@ -479,9 +479,9 @@ class Session:
             redirects, history = prompt.notes(record), tuple(record.attempts)
         prompt_file = workdir / "prompt.md"
         prompt_file.write_text(text, encoding="utf-8")
-        left = None
-        if self.loop.budget.cost_usd is not None:
-            left = max(0.0, self.loop.budget.cost_usd - state.cost_usd)
+        with self.journal.lock:
+            others = len(self.journal.in_flight) - 1
+        left = allowance(self.loop.budget, state, others)
         self._phase(number, "agent", work)
         t0 = time.monotonic()
         result = agent.propose(AgentTask(

@@ -33,6 +33,17 @@ def start_reason(budget: Budget, metric: Metric, state: decide.RunState, best: f
     return decide.stop_reason(budget, metric, ahead, best, max_experiments)
 
 
+def allowance(budget: Budget, state: decide.RunState, others: int) -> float | None:
+    """What an agent may spend (its cost limit), with `others` experiments in flight beside it (pure).
+
+    Each of the others may still cost as much as the dearest experiment so far: this one's limit leaves
+    room for their bills, so the run's spending stays under the cap however they finish.
+    """
+    if budget.cost_usd is None:
+        return None
+    return max(0.0, budget.cost_usd - state.cost_usd - max(0, others) * state.dearest_usd)
+
+
 @dataclass
 class Throughput:
     """What the workers did: experiments finished, and how long the device slots were held."""

@@ -19,7 +19,7 @@ from arl_bot.loop import RunOptions, RunSummary, Session
 from arl_bot.progress import StatusLine
 from arl_bot.record import Attempt, Meta, Note, Record
 from arl_bot.runview import RunView
-from arl_bot.scheduler import start_reason
+from arl_bot.scheduler import allowance, start_reason
 from arl_bot.slots import Slot, SlotPool, slots_for
 from arl_bot.store import RecordStore
 
@@ -170,6 +170,12 @@ def test_experiments_in_flight_count_against_the_budgets() -> None:
     costly = decide.RunState(experiments=1, cost_usd=0.5, dearest_usd=0.2)
     assert start_reason(loop.budget, loop.metric, costly, 10.0, None, 1) is None
     assert "cost" in str(start_reason(loop.budget, loop.metric, costly, 10.0, None, 2))
+    # An agent's own limit leaves room for the others in flight, each as dear as the dearest so far.
+    assert allowance(loop.budget, costly, 0) == pytest.approx(0.5)
+    assert allowance(loop.budget, costly, 2) == pytest.approx(0.1)
+    assert allowance(loop.budget, costly, 3) == 0.0
+    unlimited = config.parse(value_config()).loops["demo"].budget
+    assert allowance(unlimited, costly, 3) is None
 
 
 # -- in one process: real workers, real git, real evaluations ---------------------------------------------
