@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import gc
-import queue
 import shutil
 import tempfile
 import threading
@@ -35,7 +34,7 @@ from .lock import LoopLock
 from .measurer import Measurer
 from .record import Attempt, Meta, Record, Status
 from .runners import StaleKeep
-from .runview import Listener, RunView, listener
+from .runview import Audience, Listener, RunView, listener
 from .sandbox import Sandbox, choose_sandbox
 from .scheduler import Scheduler, allowance, start_reason
 from .signals import Signals
@@ -144,7 +143,7 @@ class Session:
         self._agents: dict[int, Agent] = {0: self.agent}
         self._bound: dict[int, tuple[Measurer, Sandbox]] = {}  # by slot: evaluation bound to its device
         self._scheduler: Scheduler | None = None
-        self._events: queue.SimpleQueue[Callable[[Listener], None]] = queue.SimpleQueue()
+        self._audience = Audience(self.listeners)
         self.view = RunView(
             loop=loop, record=lambda: self.journal.record, dry_run=self.options.dry_run, remote=self.options.remote,
             sandbox=self.sandbox.name, isolated=self.sandbox.isolated, workers=loop.workers, slots=self.slots,
@@ -700,9 +699,7 @@ class Session:
         assert self.record is not None and self.tree is not None, "call run() first"
         return self.record, self.tree
 
-    # -- telling the listeners ----------------------------------------------------------------------
-    # Listeners run on the thread that started the run (the PR view and the printers are not
-    # thread-safe): a worker's events wait in a queue the scheduler drains between its looks.
+    # -- telling the listeners (runview.Audience: on the run's thread, a worker's events queued) ----
     def warn(self, text: str) -> None:
         """Say something the user should know; listeners print it."""
         self.warnings.append(text)
@@ -723,22 +720,10 @@ class Session:
         self._tell(lambda x: x.on_phase(self.view, experiment, phase))
 
     def _tell(self, event: Callable[[Listener], None]) -> None:
-        """Give every listener the event, on the run's thread (from a worker, at the scheduler's next look)."""
-        if threading.current_thread() is not threading.main_thread():
-            self._events.put(event)
-            return
-        self._drain()
-        for each in self.listeners:
-            event(each)
+        self._audience.tell(event)
 
     def _drain(self) -> None:
-        while True:
-            try:
-                event = self._events.get_nowait()
-            except queue.Empty:
-                return
-            for each in self.listeners:
-                event(each)
+        self._audience.drain()
 
     def _pushed(self) -> bool:
         """Whether the research branch has reached the remote (the view tells the PR listener)."""

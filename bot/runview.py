@@ -7,6 +7,8 @@ its record store or its remote.
 
 from __future__ import annotations
 
+import queue
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -136,3 +138,32 @@ class _Partial(Listener):
 def listener(obj: Any) -> Listener:
     """obj as a Listener: itself when it is one, else the methods it has, the rest doing nothing."""
     return obj if isinstance(obj, Listener) else _Partial(obj)
+
+
+class Audience:
+    """The run's listeners, told on the thread that started the run (the PR view and the printers are not
+    thread-safe): an event from a worker's thread waits in a queue until that thread drains it.
+    """
+
+    def __init__(self, listeners: list[Listener]) -> None:
+        self.listeners = listeners  # the session's list: a listener added later (the PR view) is told too
+        self._events: queue.SimpleQueue[Callable[[Listener], None]] = queue.SimpleQueue()
+
+    def tell(self, event: Callable[[Listener], None]) -> None:
+        """Give every listener the event: now on the run's thread, from a worker at the next drain."""
+        if threading.current_thread() is not threading.main_thread():
+            self._events.put(event)
+            return
+        self.drain()
+        for each in self.listeners:
+            event(each)
+
+    def drain(self) -> None:
+        """Pass on what the workers said, in order."""
+        while True:
+            try:
+                event = self._events.get_nowait()
+            except queue.Empty:
+                return
+            for each in self.listeners:
+                event(each)
