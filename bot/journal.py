@@ -198,7 +198,9 @@ class Journal:
         assert self.remote is not None
         while True:
             with self._pushing:
-                self._pushing.wait_for(lambda: self._waiting > 0)
+                if self._waiting == 0:  # nothing left: end; the next push behind starts a new thread
+                    self._pusher = None
+                    return
             try:
                 with self.refs:  # not the record's lock: the next experiment plans while this pushes
                     moved = self.remote.push()
