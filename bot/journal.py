@@ -150,12 +150,14 @@ class Journal:
             yield
 
     def append(self, attempt: Attempt, patch: str, worker: int | None = None,
-               renumber: bool = True) -> tuple[Attempt, bool]:
+               renumber: bool = True, since: str | None = None) -> tuple[Attempt, bool]:
         """Record an attempt (renumbered to the next free number) and push; whether the push took in commits.
 
         With worker, its marker goes in the same held step: a SIGKILL after this leaves no marker for a
         recorded attempt, one before it leaves the marker and no attempt. A keep (or a baseline, or
         anything that moved the branch) is pushed before this returns; anything else is pushed behind.
+        When another runner's keep won the push (StaleKeep), our commit comes off the branch and the
+        record goes back to `since` (default: before this attempt), neither ever pushed.
         """
         if self._failed is not None:
             failed, self._failed = self._failed, None
@@ -165,7 +167,7 @@ class Journal:
             record = self.ready()
             if renumber and attempt.experiment != record.next_experiment:
                 attempt = dataclasses.replace(attempt, experiment=record.next_experiment)
-            before = self.store.head()
+            before = since or self.store.head()
             self.store.append_attempt(attempt, patch)
             record.attempts.append(attempt)
             moved = False
@@ -173,7 +175,7 @@ class Journal:
                 try:
                     moved = self.remote.push()
                 except StaleKeep as lost:
-                    if attempt.status != "keep" or attempt.sha is None:
+                    if attempt.sha is None:
                         raise
                     self._withdraw(attempt.sha, before, lost.head)
                     raise

@@ -299,6 +299,7 @@ class Session:
                           eval_s=m.duration_s, eval_log=m.log, run_id=self.run_id,
                           extra={**measured, **guards.recorded(m), **(extra or {})})
             patch = tree.staged_patch(head)
+            since = self.store.head()  # what the record goes back to when another runner's keep wins
             with self._signals.hold(), self.journal.writing():
                 if m.metric is None:  # a change that does not evaluate is not put on the branch
                     record.meta = old_meta
@@ -316,7 +317,15 @@ class Session:
                     self.branch.move(sha, head)
                     tree.reset_hard(sha)
                     attempt = Attempt(status=status, sha=sha, reason=reason, **common)  # type: ignore[arg-type]
-                attempt = self._append(attempt, patch, worker=0)
+                try:
+                    attempt = self._append(attempt, patch, worker=0, since=since)
+                except StaleKeep as lost:  # the journal took the other runner's work in; ours is undone
+                    self.branch.forget()
+                    self.journal.end(0)
+                    raise ArlError(
+                        f"another runner kept a change on {self.loop.branch} ({lost.head[:8]}) while this {mode} "
+                        "was being measured; nothing of it was recorded or pushed",
+                        hint=f"run the {mode} again: it starts from the new head") from None
             summary.attempts.append(attempt)
             summary.reason = f"{mode} recorded as experiment {attempt.experiment}"
             self._finish(summary.reason)
@@ -656,9 +665,9 @@ class Session:
             self.warn(f"instructions file refused: {exc.message}; using the default instructions")
         return f"Improve the metric `{self.loop.metric.name}`."
 
-    def _append(self, attempt: Attempt, patch: str, worker: int | None = None) -> Attempt:
+    def _append(self, attempt: Attempt, patch: str, worker: int | None = None, since: str | None = None) -> Attempt:
         """Record an attempt and, unless this is a dry run, push branch and record together."""
-        attempt, moved = self.journal.append(attempt, patch, worker)
+        attempt, moved = self.journal.append(attempt, patch, worker, since=since)
         if moved:
             self._branch_moved()
         self._told(attempt)

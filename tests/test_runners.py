@@ -19,7 +19,10 @@ from arl_bot.git import Git
 from arl_bot.github import notes
 from arl_bot.github.outputs import Order, Target
 from arl_bot.github.pr import seed_branch
+from arl_bot.loop import RunOptions, Session
 from arl_bot.record import Record
+from arl_bot.revert import revert
+from arl_bot.store import RecordStore
 
 from tests.labs import PY, Lab, git, make_lab, value_config
 
@@ -224,3 +227,42 @@ def test_two_jobs_seeding_a_new_loop_s_branch_at_once_both_go_on(tmp_path: Path,
     monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
     assert seed_branch(lab.repo, lab.loop()) is False
     assert lab.repo.rev("refs/heads/autoresearch/demo") == theirs  # theirs, taken in; ours dropped
+
+
+def test_a_revert_that_loses_the_push_to_another_runner_s_keep_records_nothing(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    lab = make_lab(tmp_path, ["8", "7"], remote=True)
+    assert lab.remote is not None
+    Session(lab.repo, lab.config(), lab.loop(), RunOptions(experiments=2)).run()  # keeps 8, then 7
+    head = lab.git("rev-parse", "autoresearch/demo")
+    # Another runner's keep, on the remote's head, lands while the revert is being measured.
+    lab.write("model/value.txt", "6\n")
+    lab.git("add", "model/value.txt")
+    tree = lab.git("write-tree")
+    lab.git("reset", "--quiet", "--hard", "HEAD")
+    theirs = lab.git("commit-tree", tree, "-p", head, "-m", "theirs\n\nAutoresearch-Experiment: 3")
+    lab.git("push", "--quiet", "origin", f"{theirs}:refs/heads/elsewhere")
+    bindir = tmp_path / "race-bin"
+    bindir.mkdir()
+    flag = tmp_path / "race-once"
+    flag.touch()
+    (bindir / "git").write_text(textwrap.dedent(f"""\
+        #!/bin/sh
+        case "$*" in
+          *" push "*autoresearch/demo*)
+            if [ -e {flag} ]; then
+              rm {flag}
+              {shutil.which("git")} --git-dir={lab.remote} update-ref refs/heads/autoresearch/demo {theirs}
+            fi;;
+        esac
+        exec {shutil.which("git")} "$@"
+        """))
+    (bindir / "git").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
+    with pytest.raises(ArlError, match=r"another runner kept a change .* while this revert was being measured"):
+        revert(Session(lab.repo, lab.config(), lab.loop(), RunOptions()), 2)
+    after = RecordStore(lab.repo, "demo").load()
+    assert after is not None
+    assert not [a for a in after.attempts if a.mode == "revert"]  # nothing of the revert recorded
+    assert lab.repo.rev("refs/heads/autoresearch/demo") == theirs  # the other runner's keep is the branch
+    assert Lab(lab.remote).git("rev-parse", "autoresearch/demo") == theirs
