@@ -179,10 +179,12 @@ def test_experiments_in_flight_count_against_the_budgets() -> None:
 
 
 # -- in one process: real workers, real git, real evaluations ---------------------------------------------
-def test_workers_share_device_slots_never_a_device_and_numbers_stay_contiguous(tmp_path: Path) -> None:
+@pytest.mark.parametrize("pushing", [False, True], ids=["dry-run", "pushing"])
+def test_workers_share_device_slots_never_a_device_and_numbers_stay_contiguous(tmp_path: Path,
+                                                                               pushing: bool) -> None:
     lab, shared = slot_lab(tmp_path, ["a=1", "b=1", "a=2", "b=2", "a=3", "b=3"], workers=3,
-                           budget="{experiments: 6}")
-    summary = run(lab)
+                           budget="{experiments: 6}", remote=pushing)
+    summary = run(lab, dry_run=not pushing)
     record = summary.record
     check_numbers(record)
     assert len(record.attempts) == 7 and record.attempts[0].status == "baseline"
@@ -207,12 +209,18 @@ def test_workers_share_device_slots_never_a_device_and_numbers_stay_contiguous(t
     assert store is not None and [a.experiment for a in store.attempts] == [a.experiment for a in record.attempts]
 
 
+@pytest.mark.parametrize("pushing", [False, True], ids=["dry-run", "pushing"])
 def test_a_keep_measured_against_a_stale_best_is_applied_onto_the_new_head_and_measured_again(
-        tmp_path: Path) -> None:
+        tmp_path: Path, pushing: bool) -> None:
     # Ticket 1 keeps a=1 (score 9). Ticket 2 waits for that keep, then sets b=2: against the best it
     # started from (10) it scores 8, a keep; but the head moved, so it is applied onto a=1 and measured.
-    lab, _ = slot_lab(tmp_path, ["a=1@s2", "b=2@k1"], workers=2, budget="{experiments: 2}")
-    record = run(lab).record
+    lab, _ = slot_lab(tmp_path, ["a=1@s2", "b=2@k1"], workers=2, budget="{experiments: 2}", remote=pushing)
+    record = run(lab, dry_run=not pushing).record
+    if pushing:  # what the remote has is the same
+        assert lab.remote is not None
+        assert Lab(lab.remote).git("rev-parse", "autoresearch/demo") == record.attempts[-1].sha
+        pushed = RecordStore(lab.repo, "demo")
+        assert Lab(lab.remote).git("rev-parse", pushed.ref) == pushed.head()
     check_numbers(record)
     first, second = record.attempts[1], record.attempts[2]
     assert (first.status, first.metric) == ("keep", 9.0)
