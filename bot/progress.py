@@ -129,8 +129,8 @@ class GitHubPrinter(LinePrinter):
             self._write(f"::group::{title}")
 
     def on_phase(self, run: RunView, experiment: int, phase: str) -> None:
-        """Open the experiment's group on its first phase."""
-        if experiment != self.experiment or not self._open:
+        """Open the experiment's group on its first phase (with workers, experiments interleave: no groups)."""
+        if run.workers == 1 and (experiment != self.experiment or not self._open):
             self._fold(f"experiment {experiment}")
         super().on_phase(run, experiment, phase)
 

@@ -16,7 +16,7 @@ from arl_bot.cli import build_parser
 from arl_bot.errors import ConfigError
 from arl_bot.journal import InFlight
 from arl_bot.loop import RunOptions, RunSummary, Session
-from arl_bot.progress import StatusLine
+from arl_bot.progress import GitHubPrinter, StatusLine
 from arl_bot.record import Attempt, Meta, Note, Record
 from arl_bot.runview import RunView
 from arl_bot.scheduler import allowance, start_reason
@@ -355,3 +355,19 @@ def test_the_cli_flag_runs_workers_side_by_side(tmp_path: Path) -> None:
     check_numbers(record)
     assert sorted(a.extra["worker"] for a in record.attempts[1:]) == [0, 1]
     assert "2 workers on gpu 0, gpu 1" in done.stderr
+
+
+@pytest.mark.unit
+def test_actions_logs_do_not_fold_interleaved_experiments() -> None:
+    loop = config.parse(loop_config("workers: 2", "devices: [0, 1]")).loops["demo"]
+    meta = Meta(loop="demo", base_branch="main", base_sha="b" * 40, created_at="", goal="minimize", metric="score")
+    record = Record(meta=meta)
+    view = RunView(loop=loop, record=lambda: record, dry_run=True, remote="origin", sandbox="none", isolated=False,
+                   workers=2, slots=SlotPool(slots_for(loop, {})), in_flight=dict, pushed=lambda: False,
+                   warn=lambda text: None)
+    stream = io.StringIO()
+    printer = GitHubPrinter(stream)
+    for experiment, phase in ((5, "agent (worker 0)"), (6, "agent (worker 1)"), (5, "evaluating (worker 0, gpu 0)")):
+        printer.on_phase(view, experiment, phase)
+    # A group per experiment would close and reopen at every line, hiding one worker's phases in another's.
+    assert "::group::" not in stream.getvalue() and "experiment 6: agent (worker 1)" in stream.getvalue()
