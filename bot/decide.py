@@ -18,9 +18,11 @@ class RunState:
     since_keep: int = 0  # consecutive attempts without a keep
     crashes: int = 0  # consecutive crashes
     elapsed_s: float = 0.0
+    capped_at: int | None = None  # an experiment whose agent the cost cap stopped: nothing is left to spend
 
-    def count(self, status: Status, cost_usd: float) -> None:
-        """Update the counters after one attempt."""
+    def count(self, status: Status, cost_usd: float, *, capped: int | None = None) -> None:
+        """Update the counters after one attempt (capped: its number, when the cost cap stopped its agent)."""
+        self.capped_at = capped if capped is not None else self.capped_at
         self.experiments += 1
         self.cost_usd += cost_usd
         self.dearest_usd = max(self.dearest_usd, cost_usd)
@@ -45,6 +47,10 @@ def stop_reason(
         # Stop before an experiment the budget cannot afford, not halfway through it.
         return (f"cost: {usd(state.cost_usd)} of {usd(budget.cost_usd)} spent; the next experiment could "
                 f"cost {usd(state.dearest_usd)} (the dearest so far)")
+    if budget.cost_usd is not None and state.capped_at is not None:
+        # The agent stopped before a call the rest of the cap could not pay for: so would the next one.
+        return (f"cost: {usd(state.cost_usd)} of {usd(budget.cost_usd)} spent; experiment {state.capped_at}'s "
+                "agent stopped at the cap, what is left cannot pay for another call")
     if budget.plateau is not None and state.since_keep >= budget.plateau:
         return f"plateau: {state.since_keep} experiments without a keep"
     if budget.crashes is not None and state.crashes >= budget.crashes:

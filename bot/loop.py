@@ -24,6 +24,7 @@ from typing import Any
 
 from . import decide, diffcheck, guards, names, noise, prompt, rebase, safefile, treecheck, validate
 from .agents import Agent, AgentResult, AgentTask, get_agent
+from .agents.base import COST_CAPPED
 from .branch import WORKTREES, ResearchBranch
 from .config import Config, Loop
 from .errors import ArlError, Interrupted, RecordError
@@ -189,7 +190,8 @@ class Session:
 
             def done(attempt: Attempt) -> None:
                 summary.attempts.append(attempt)
-                state.count(attempt.status, attempt.cost_usd)
+                capped = attempt.experiment if attempt.extra.get(COST_CAPPED) else None
+                state.count(attempt.status, attempt.cost_usd, capped=capped)
                 self._drain()
 
             def baseline() -> None:

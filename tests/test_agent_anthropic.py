@@ -150,6 +150,7 @@ def test_the_cap_stops_the_agent_and_then_the_loop(tmp_path: Path, api: Messages
     summary = Session(second.repo, second.config(), second.loop(), RunOptions(dry_run=True)).run()
     crashed = summary.record.attempts[-1]
     assert crashed.status == "crash" and crashed.reason.startswith("cost cap: $0.0045 spent of $0.0060")
+    assert crashed.extra.get("cost_capped") is True  # the loop stops on it, whatever the dearest experiment cost
     assert crashed.cost_usd == pytest.approx(0.0045) and summary.record.total_cost <= 0.006
     assert len(api.conversation) == 3  # 2 from the first lab, 1 here
     assert summary.reason.startswith("cost: $0.0045 of $0.0060 spent")

@@ -66,3 +66,15 @@ def test_the_loop_stops_before_an_experiment_it_cannot_afford() -> None:
     free = RunState()
     free.count("keep", 0.0)  # agents that cost nothing (optuna, command) are never stopped by the cap early
     assert stop_reason(loop.budget, loop.metric, free, 5.0, None) is None
+
+
+def test_the_loop_stops_when_an_agent_stopped_at_the_cap() -> None:
+    # Experiment 2's agent spent $0.10, then the cap refused its next call (worst case above what was left).
+    # The dearest experiment ($0.30) still fits in what is left, but no call of the next agent would.
+    loop = config.parse(value_config(budget="{experiments: 10, cost_usd: 1.0}")).loop(None)
+    state = RunState()
+    state.count("keep", 0.30)
+    state.count("crash", 0.10, capped=2)
+    assert stop_reason(loop.budget, loop.metric, state, 5.0, None) == (
+        "cost: $0.4000 of $1.00 spent; experiment 2's agent stopped at the cap, what is left cannot pay for "
+        "another call")

@@ -15,7 +15,7 @@ from .. import pricing
 from ..config import PluginOptions
 from ..errors import ArlError
 from ..process import TAIL_BYTES
-from .base import Agent, AgentResult, AgentTask, ModelOptions
+from .base import COST_CAPPED, Agent, AgentResult, AgentTask, ModelOptions
 from .filetools import SCHEMAS, FileTools
 from .reply import SUMMARY_RULE, summary
 
@@ -44,9 +44,10 @@ working: a crash wastes the experiment.
 class _Stop(Exception):
     """The experiment's time or money ran out; the message says which."""
 
-    def __init__(self, message: str, billed: dict[str, Any] | None = None) -> None:
+    def __init__(self, message: str, billed: dict[str, Any] | None = None, *, capped: bool = False) -> None:
         super().__init__(message)
         self.billed = billed or {}  # usage of a reply cut off mid-stream: its prompt is paid for
+        self.capped = capped  # the money, not the time: the run cannot afford another experiment either
 
 
 class Retries(PluginOptions):
@@ -91,13 +92,13 @@ class AnthropicAgent(Agent):
         log: list[str] = []
         messages: list[dict[str, Any]] = [{"role": "user", "content": [
             {"type": "text", "text": f"Run experiment {task.experiment} (mode: {task.mode}) now."}]}]
-        error, final_text, turns = "", "", 0
+        error, final_text, turns, capped = "", "", 0, False
         max_turns = self.config.max_turns or DEFAULT_TURNS
         try:
             while turns < max_turns:
                 if limit is not None and (spent >= limit or spent + dearest > limit):
                     raise _Stop(f"cost cap: ${spent:.4f} spent of ${limit:.4f}; "
-                                f"the next call could cost ${dearest:.4f}")
+                                f"the next call could cost ${dearest:.4f}", capped=True)
                 turns += 1
                 message = self._call(client, task.prompt, messages, deadline, task.timeout)
                 call_usage = pricing.Usage.from_api(message.usage.model_dump())
@@ -124,7 +125,7 @@ class AnthropicAgent(Agent):
         except _Stop as stop:
             cut = pricing.Usage.from_api(stop.billed)
             usage, spent = usage + cut, spent + price.cost(cut)
-            error = str(stop)
+            error, capped = str(stop), stop.capped
             log.append(error)
         except anthropic.APIStatusError as exc:
             if exc.status_code in (401, 403, 404):
@@ -140,7 +141,8 @@ class AnthropicAgent(Agent):
             description=description, cost_usd=pricing.dollars(spent), tokens_in=usage.prompt_tokens,
             tokens_out=usage.output_tokens, log="\n".join(log)[-TAIL_BYTES:], error=error,
             extra={"agent": {"model": self.model, "turns": turns, "cache_read_tokens": usage.cache_read_tokens,
-                             "cache_write_tokens": usage.cache_write_tokens}},
+                             "cache_write_tokens": usage.cache_write_tokens},
+                   **({COST_CAPPED: True} if capped else {})},
         )
 
     def _call(self, client: Any, prompt: str, messages: list[dict[str, Any]], deadline: float,

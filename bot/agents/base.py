@@ -32,6 +32,9 @@ class AgentTask:
     history: tuple[Attempt, ...] = ()  # every attempt so far, oldest first (optuna feeds them back)
 
 
+COST_CAPPED = "cost_capped"  # AgentResult.extra key: the agent stopped because the cost cap left too little
+
+
 @dataclass(frozen=True)
 class AgentResult:
     """What an agent did; the bot decides by measuring, never by what the agent claims."""

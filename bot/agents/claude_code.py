@@ -18,7 +18,7 @@ from ..errors import ArlError
 from ..names import NEVER_PASSED
 from ..process import TAIL_BYTES
 from .api_meter import Ledger, MeteringProxy
-from .base import Agent, AgentResult, AgentTask, ModelOptions
+from .base import COST_CAPPED, Agent, AgentResult, AgentTask, ModelOptions
 from .claude_stream import StreamMeter
 from .reply import SUMMARY_RULE, summary
 
@@ -125,7 +125,7 @@ class ClaudeCodeAgent(Agent):
             cost_usd=cost, tokens_in=usage.prompt_tokens, tokens_out=usage.output_tokens,
             log="\n".join(line for line in log if line)[-TAIL_BYTES:], error=error,
             extra={"agent": {"model": meter.model, "turns": (meter.result or {}).get("num_turns"),
-                             "api_calls": len(ledger.calls)}},
+                             "api_calls": len(ledger.calls)}, **({COST_CAPPED: True} if ledger.reason else {})},
         )
 
     def environment(self, task: AgentTask, proxy: MeteringProxy) -> dict[str, str]:
