@@ -1,10 +1,8 @@
-"""The git adapter: the only module that runs git, and every git it runs runs no repository-controlled code.
+"""The git adapter: the only module that runs git (bot/gitsafe.py makes every such git run no repository code).
 
-Each command gets config forced through GIT_CONFIG_COUNT (read after every config file): no hooks, no
-fsmonitor, no submodule recursion, no pager or editor, no signing, no `ext::` transport, every filter and
-merge driver the config defines emptied, and credential helpers, ssh and askpass commands taken only from
-system and global config. Diffs run with `--no-ext-diff --no-textconv`. Non-network commands get no
-secret-looking variables; only fetch, push and ls-remote get the token (`network_config`) and a time limit.
+`Git` at one repository or worktree: plumbing (`run`, with the forced config and environment), objects
+written and read in-process, refs moved by compare-and-swap, diffs, and fetch and push; the research
+worktree's links are bot/worktrees.py's.
 """
 
 from __future__ import annotations
@@ -12,64 +10,41 @@ from __future__ import annotations
 import contextlib
 import os
 import re
-import shlex
-import shutil
 import subprocess
 import threading
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from io import BytesIO
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from . import process, treecheck
+from . import process, treecheck, worktrees
 from .errors import GitError, PushRejectedError
+from .gitsafe import (
+    NETWORK,
+    SAFE_CONFIG,
+    SAFE_ENV,
+    SECRET_NAME,
+    config_env,
+    locate_env,
+    network_config,
+    network_timeout,
+    parse_listing,
+    safe_command,
+)
+
+# What other modules import from here; the forced config's names stay importable from bot.git as before.
+__all__ = [
+    "BLOB_MODE", "GITLINK_MODE", "SAFE_CONFIG", "SAFE_ENV", "SECRET_NAME", "TRAILER_PREFIX", "TREE_MODE", "ZERO_SHA",
+    "Change", "Git", "config_env", "identity_env", "network_config", "network_timeout",
+]
 
 ZERO_SHA = "0" * 40
 TREE_MODE = "40000"
 BLOB_MODE = "100644"
 GITLINK_MODE = "160000"
 TRAILER_PREFIX = "Autoresearch-"
-
-NETWORK = ("fetch", "push", "ls-remote")  # the only commands that get network_config and a time limit
-NETWORK_TIMEOUT_S = 600.0  # wall clock for one fetch or push; ARL_GIT_TIMEOUT overrides it
-LOW_SPEED_BYTES = 1000  # an HTTP transfer slower than this (bytes/s) for LOW_SPEED_S is given up
-LOW_SPEED_S = 60
-
-# Config forced on every git the bot runs. Each value turns off a way config or the tree runs a command.
-SAFE_CONFIG: tuple[tuple[str, str], ...] = (
-    ("core.fsmonitor", "false"),  # a command git runs on every index read
-    ("core.hooksPath", os.devnull),  # no hooks: nothing can be planted below /dev/null (`.husky` is in the tree)
-    ("core.pager", "cat"),
-    ("core.alternateRefsCommand", "true"),  # a shell command run during fetch when alternates exist
-    ("color.ui", "false"),  # output is parsed
-    ("submodule.recurse", "false"),
-    ("fetch.recurseSubmodules", "false"),
-    ("push.recurseSubmodules", "no"),
-    ("diff.ignoreSubmodules", "dirty"),  # never run `git status` inside a submodule (its fsmonitor, its config)
-    ("status.submoduleSummary", "false"),
-    ("protocol.ext.allow", "never"),  # ext:: URLs (an insteadOf away) run a command
-    ("commit.gpgSign", "false"),  # gpg.program is a command
-    ("tag.gpgSign", "false"),
-    ("push.gpgSign", "false"),
-    ("log.showSignature", "false"),
-    ("gc.auto", "0"),  # no detached `git gc` outliving the command
-    ("maintenance.auto", "false"),
-)
-SAFE_ENV = {
-    "GIT_TERMINAL_PROMPT": "0",  # a missing credential fails instead of waiting for a password
-    "GIT_PAGER": "cat", "PAGER": "cat", "GIT_EDITOR": "true", "GIT_SEQUENCE_EDITOR": "true",
-    "LC_ALL": "C", "LANGUAGE": "C",  # errors are matched in English
-}
-DIFF_COMMANDS = ("diff", "show", "log")  # get --no-ext-diff --no-textconv: diff.external and drivers run commands
-# Names of variables a non-network git does not need and must not hand on (GITHUB_TOKEN, API keys, the agent).
-SECRET_NAME = re.compile(r"TOKEN|SECRET|PASSW|CREDENTIAL|API_?KEY|PRIVATE|_KEY$|^SSH_AUTH_SOCK$", re.IGNORECASE)
-TRUSTED_SCOPES = ("system", "global", "command")  # config written by the user or the machine, never the repository
-
-# Config only fetch, push and ls-remote get: github/gitauth.py puts the token header here for a block.
-network_config: dict[str, str] = {}
 
 
 def identity_env() -> dict[str, str]:
@@ -125,31 +100,8 @@ class Git:
         return _text(done.stdout, strip)
 
     def command(self, args: list[str], env: dict[str, str] | None = None) -> tuple[list[str], dict[str, str]]:
-        """The argv and environment the bot runs `git <args>` with (see the module docstring)."""
-        network = bool(args) and args[0] in NETWORK
-        full = {k: v for k, v in os.environ.items() if network or not SECRET_NAME.search(k)}
-        full.update({k: v for k, v in (env or {}).items() if os.environ.get(k) != v})
-        full.update(SAFE_ENV)
-        # core.gitProxy (git:// only) is first-match-wins, so no later config can override a repository's;
-        # an empty GIT_PROXY_COMMAND can, unless the user set one.
-        full.setdefault("GIT_PROXY_COMMAND", "")
-        listing = self._listing()
-        forced = list(SAFE_CONFIG) + _overrides(listing)
-        if network:
-            forced += [("http.lowSpeedLimit", str(LOW_SPEED_BYTES)),
-                       ("http.lowSpeedTime", str(int(min(LOW_SPEED_S, max(1.0, network_timeout())))))]
-            forced += list(network_config.items())
-        # GIT_CONFIG_PARAMETERS (set only when arl-bot itself runs under a git command) is read after
-        # GIT_CONFIG_COUNT and would win over the forced values.
-        full.pop("GIT_CONFIG_PARAMETERS", None)
-        full.update(config_env(forced, full))
-        if network:
-            args = [args[0], *_pack_programs(args, listing), *args[1:]]
-        if args and args[0] in DIFF_COMMANDS:
-            args = [args[0], "--no-ext-diff", "--no-textconv", *args[1:]]
-        if args and args[0] == "status":
-            args = [args[0], "--ignore-submodules=dirty", *args[1:]]
-        return ["git", "--no-pager", *args], full
+        """The argv and environment the bot runs `git <args>` with (bot/gitsafe.py)."""
+        return safe_command(args, env, self._listing())
 
     def _run_network(self, argv: list[str], env: dict[str, str], args: tuple[str, ...], strip: bool) -> str:
         # Own process group and a wall clock: a remote that accepts and never answers must not hang the run.
@@ -185,7 +137,7 @@ class Git:
             out = subprocess.run(["git", "--no-pager", "config", "--list", "--show-scope", "-z"], cwd=self.root,
                                  env={k: v for k, v in os.environ.items() if not SECRET_NAME.search(k)},
                                  stdin=subprocess.DEVNULL, capture_output=True).stdout
-            self._config = _parse_listing(out.decode("utf-8", "surrogateescape"))
+            self._config = parse_listing(out.decode("utf-8", "surrogateescape"))
         return self._config
 
     def rev(self, ref: str) -> str | None:
@@ -297,6 +249,15 @@ class Git:
                 entries[name] = (TREE_MODE if kind == "tree" else mode, sha)
         return entries
 
+    # -- the research worktree (bot/worktrees.py) --------------------------------------------------
+    def research_worktree(self, path: Path, commit: str) -> Git:
+        """A worktree of this repository at path with HEAD detached at commit: reused, repaired or made anew."""
+        return worktrees.research_worktree(self, path, commit)
+
+    def worktree_link(self, path: Path) -> str:
+        """How the worktree at path is linked: "ours", "stale", "foreign" or "absent" (bot/worktrees.py)."""
+        return worktrees.worktree_link(self, path)
+
     # -- state of the user's checkout -------------------------------------------------------------
     def current_branch(self) -> str | None:
         """The checked-out branch, or None when HEAD is detached."""
@@ -340,84 +301,6 @@ class Git:
         return name in self.run("remote").split()
 
     # -- the research worktree -------------------------------------------------------------------
-    def research_worktree(self, path: Path, commit: str) -> Git:
-        """A worktree of this repository at path with HEAD detached at commit: reused, repaired or made anew.
-
-        Detached, so the research branch is checked out nowhere and the user can `git checkout` it; the
-        loop moves the branch itself, by compare-and-swap. A worktree whose link is stale (the repository
-        was moved) is repaired with `git worktree repair <path>`; one whose `.git` names another
-        repository's gitdir (the repository was copied) is made anew, and the other clone's files are
-        never touched (a repair would rewrite its link to point here).
-        """
-        path = Path(os.path.abspath(path))
-        if path.resolve() != path:  # `.arl-bot` linked to another clone's: deleting or writing would reach it
-            raise GitError("worktree add", f"{path} leads to {path.resolve()} through a link, and arl-bot never "
-                           "deletes or writes another folder through one",
-                           hint=f"remove the link (`rm {path.parent.parent}`); arl-bot makes its worktree there itself")
-        state = self.worktree_link(path)
-        if state == "stale":
-            # Only ever with the path: a bare `repair` also rewrites links of worktrees it finds elsewhere.
-            # When it cannot mend the link the worktree is made anew below.
-            with contextlib.suppress(GitError):
-                self.run("worktree", "repair", str(path))
-            state = self.worktree_link(path)
-        self._forget_foreign_entries(path)
-        if state != "ours":
-            if path.is_symlink() or path.is_file():
-                path.unlink()
-            elif path.exists():
-                shutil.rmtree(path)  # our own hidden folder: a copy's files, or what a dead worktree left
-            self.run("worktree", "prune")
-            path.parent.mkdir(parents=True, exist_ok=True)
-            self.run("worktree", "add", "--quiet", "--force", "--detach", str(path), commit)
-        tree = Git(path)
-        # Detach a worktree an older arl-bot left with the branch checked out (git would refuse the user's checkout).
-        tree.run("update-ref", "--no-deref", "HEAD", commit)
-        return tree
-
-    def worktree_link(self, path: Path) -> str:
-        """How the worktree at path is linked: "ours", "stale" (a gitdir that is gone), "foreign" or "absent".
-
-        "ours": its `.git` file names a gitdir in this repository's worktrees/ whose `gitdir` file names
-        it back. "foreign": it names a gitdir that exists elsewhere (another clone's), or is no link at all.
-        """
-        dot = path / ".git"
-        if not dot.exists() and not dot.is_symlink():
-            return "absent"
-        if dot.is_symlink() or not dot.is_file():
-            return "foreign"
-        try:
-            text = dot.read_text(encoding="utf-8", errors="replace").strip()
-        except OSError:
-            return "foreign"
-        if not text.startswith("gitdir:"):
-            return "foreign"
-        target = path / text.removeprefix("gitdir:").strip()  # git may write it relative (worktree.useRelativePaths)
-        if not target.exists():
-            return "stale"
-        if target.resolve().parent != (self.common_dir / "worktrees").resolve():
-            return "foreign"
-        return "ours" if _backlink(target) == dot.resolve() else "stale"
-
-    def _forget_foreign_entries(self, path: Path) -> None:
-        """Remove this repository's worktree entries for path's name that point into another checkout.
-
-        A copied repository's `.git/worktrees/<loop>` still names the original's worktree: git would
-        keep the branch it has checked out locked there, and `git worktree repair` would rewrite the
-        original's link. Only the entry here is removed; the worktree it names is left as it is.
-        """
-        admin = self.common_dir / "worktrees"
-        mine = (path / ".git").resolve()
-        for entry in admin.iterdir() if admin.is_dir() else []:
-            named = _backlink(entry)
-            if named is None or named == mine or named.parent.name != path.name:
-                continue
-            if named.parent.parent.parts[-2:] != path.parent.parts[-2:]:
-                continue  # not a bot's worktree (`.arl-bot/worktrees/<loop>`): the user's own, left alone
-            points_back = named.is_file() and _gitdir_line(named) == entry.resolve()
-            if not points_back:
-                shutil.rmtree(entry)
-
     def stage_all(self) -> None:
         """Stage every change, untracked files included (ignored files stay out). Check hazards() first."""
         self._config = None  # read the config again: this is the first git command after an agent ran
@@ -570,11 +453,7 @@ def _locate(path: Path, search_parents: bool) -> tuple[Path, Path]:
                         hint="run arl-bot from a clone of your project (git init && git commit first)")
     if not path.is_dir():
         raise not_repo
-    # GIT_DIR left over from a calling git would override path: the path given decides, as GitPython's Repo did.
-    env = {k: v for k, v in os.environ.items() if not SECRET_NAME.search(k) and k != "GIT_DIR"}
-    env.update(SAFE_ENV)
-    env.pop("GIT_CONFIG_PARAMETERS", None)
-    env.update(config_env(list(SAFE_CONFIG), env))
+    env = locate_env()
     if not search_parents:  # this folder or nothing: git stops before its parent
         parent = str(path.resolve().parent)
         env["GIT_CEILING_DIRECTORIES"] = os.pathsep.join(filter(None, (env.get("GIT_CEILING_DIRECTORIES"), parent)))
@@ -593,112 +472,6 @@ def _locate(path: Path, search_parents: bool) -> tuple[Path, Path]:
     return Path(lines[2]).resolve(), Path(lines[1]).resolve()
 
 
-def _gitdir_line(dot_git: Path) -> Path | None:
-    """Where a worktree's `.git` file points (resolved), or None when it is no such file."""
-    try:
-        text = dot_git.read_text(encoding="utf-8", errors="replace").strip()
-    except OSError:
-        return None
-    if not text.startswith("gitdir:"):
-        return None
-    return (dot_git.parent / text.removeprefix("gitdir:").strip()).resolve()
-
-
-def _backlink(entry: Path) -> Path | None:
-    """The `.git` file a worktree entry (`.git/worktrees/<name>`) names in its `gitdir` file, resolved."""
-    try:
-        text = (entry / "gitdir").read_text(encoding="utf-8", errors="replace").strip()
-    except OSError:
-        return None
-    return (entry / text).resolve() if text else None
-
-
-def config_env(pairs: list[tuple[str, str]], env: Mapping[str, str]) -> dict[str, str]:
-    """GIT_CONFIG_COUNT/KEY/VALUE variables that add pairs after those env already has (later ones win).
-
-    The environment rather than `-c`: values (the token) stay off the command line, keys may hold '='.
-    """
-    try:
-        start = max(0, int(env.get("GIT_CONFIG_COUNT") or 0))
-    except ValueError:
-        start = 0
-    added = {"GIT_CONFIG_COUNT": str(start + len(pairs))}
-    for i, (key, value) in enumerate(pairs, start):
-        added[f"GIT_CONFIG_KEY_{i}"] = key
-        added[f"GIT_CONFIG_VALUE_{i}"] = value
-    return added
-
-
-def network_timeout() -> float:
-    """Seconds one fetch or push may take: ARL_GIT_TIMEOUT, else NETWORK_TIMEOUT_S."""
-    try:
-        return float(os.environ.get("ARL_GIT_TIMEOUT") or NETWORK_TIMEOUT_S)
-    except ValueError:
-        return NETWORK_TIMEOUT_S
-
-
 def _text(data: bytes, strip: bool) -> str:
     text = data.decode("utf-8", "surrogateescape")
     return text[:-1] if strip and text.endswith("\n") else text
-
-
-def _pack_programs(args: list[str], listing: list[tuple[str, str, str]]) -> list[str]:
-    """--upload-pack/--receive-pack when the repository's config names its own for this remote.
-
-    remote.<name>.uploadpack runs on this machine for a local or file:// remote; the first value
-    git reads wins, so no later config can replace it, but the command-line option can.
-    """
-    remote = next((a for a in args[1:] if not a.startswith("-")), "")
-    name = "receivepack" if args[0] == "push" else "uploadpack"
-    key = f"remote.{remote}.{name}"
-    values = [(scope, value) for scope, k, value in listing if k.lower() == key.lower()]
-    if not any(scope not in TRUSTED_SCOPES for scope, _ in values):
-        return []
-    trusted = [value for scope, value in values if scope in TRUSTED_SCOPES]
-    program = trusted[0] if trusted else f"git-{name[:-4]}-pack"
-    return [f"--{name[:-4]}-pack={program}"]
-
-
-def _parse_listing(out: str) -> list[tuple[str, str, str]]:
-    """(scope, key, value) from `git config --list --show-scope -z`; a key with no value reads as true."""
-    fields = out.split("\0")
-    entries = []
-    for scope, item in zip(fields[0::2], fields[1::2], strict=False):
-        key, _, value = item.partition("\n")
-        entries.append((scope, key, value if "\n" in item else "true"))
-    return entries
-
-
-def _overrides(listing: list[tuple[str, str, str]]) -> list[tuple[str, str]]:
-    """Forced config for the commands that config names: drivers in any scope, network programs in the repo's."""
-    forced: dict[str, str] = {}
-    by_key: dict[str, list[tuple[str, str]]] = {}
-    for scope, key, value in listing:
-        by_key.setdefault(key, []).append((scope, value))
-    for key, values in by_key.items():
-        section, _, rest = key.partition(".")
-        sub, _, name = rest.rpartition(".")
-        section, name = section.lower(), name.lower()
-        trusted = [value for scope, value in values if scope in TRUSTED_SCOPES]
-        local = len(trusted) < len(values)
-        if section == "filter" and sub and name in ("clean", "smudge", "process"):
-            # The tree's .gitattributes picks drivers; emptied, a file is staged and checked out as it is, so
-            # the commit holds the bytes that were evaluated (git-lfs files stay pointer files).
-            forced[key] = ""
-            forced[f"filter.{sub}.required"] = "false"
-        elif section == "merge" and sub and name == "driver":
-            forced[key] = "false"  # a failing driver is a conflict: merges stop, nothing runs
-        elif section == "hook" and sub and name == "command":
-            forced[key] = "true"  # config-defined hooks (newer git)
-        elif not local:
-            continue
-        elif section == "credential" and name == "helper":
-            # A list: an empty value clears it, then the user's own helpers again.
-            for i, value in enumerate(["", *trusted]):
-                forced[f"{key}\0{i}"] = value
-        elif section == "core" and not sub and name == "sshcommand":
-            ssh = os.environ.get("GIT_SSH")
-            forced[key] = trusted[-1] if trusted else shlex.quote(ssh) if ssh else "ssh"
-        elif section == "core" and not sub and name == "askpass":
-            forced[key] = trusted[-1] if trusted else os.environ.get("SSH_ASKPASS", "")
-    return [(key.split("\0")[0], value) for key, value in forced.items()]
