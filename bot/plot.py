@@ -6,8 +6,8 @@ from pathlib import Path
 
 from . import noise
 from .errors import ArlError
-from .prbody import best_so_far, bounds_of, change, fmt, series
 from .record import Record
+from .views import best_so_far, bounds_of, change, fmt, series
 
 COLORS = {"baseline": "#0969da", "keep": "#1a7f37", "discard": "#afb8c1", "crash": "#cf222e"}
 FORMATS = (".png", ".svg", ".pdf")

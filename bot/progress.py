@@ -11,10 +11,10 @@ from collections.abc import Mapping
 from typing import Literal, TextIO
 
 from . import guards
-from .prbody import fmt
 from .record import Attempt
 from .runview import Listener, RunView
 from .sanitize import terminal_text
+from .views import fmt
 
 Mode = Literal["auto", "status", "plain", "github"]
 MODES: tuple[str, ...] = ("auto", "status", "plain", "github")

@@ -13,8 +13,8 @@ from typing import Any
 
 from . import guards, names, workers_view
 from .measurement_view import holdout_value
-from .prbody import best_so_far, bounds_of, change, fmt, series
 from .record import Attempt, Record
+from .views import best_so_far, bounds_of, change, fmt, series
 
 KEPT_DIFFS = 100  # kept experiments shown with their diffs; older ones are listed by `arl-bot results`
 DIFF_LINES = 400  # lines of one diff; the rest is cut with a note

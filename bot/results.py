@@ -6,9 +6,9 @@ import dataclasses
 import json
 
 from . import guards
-from .prbody import fmt
 from .record import Attempt, Meta, Note, Record
 from .sanitize import terminal_text
+from .views import fmt
 
 COLUMNS = ("experiment", "status", "metric", "delta", "sha", "cost_usd", "description", "reason", "guard_s", "numbers")
 

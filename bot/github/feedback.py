@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from ..commands import PREFIX
-from ..prbody import COMMANDS, change, fmt
 from ..record import Record
 from ..sanitize import code_block, code_span, table_cell
+from ..views import COMMANDS, change, fmt
 from .client import GitHub, GitHubError
 
 MARKER = "<!-- arl-bot:reply -->"  # every reply carries it, so the bot never takes its own words as a command

@@ -9,13 +9,13 @@ from .. import names
 from ..config import Loop
 from ..errors import ArlError
 from ..loop import RunOptions, RunSummary
-from ..prbody import cell, fmt
 from ..progress import LinePrinter
 from ..rebase import rebase
 from ..record import Record
 from ..revert import revert
 from ..start import DRY_RUN_TITLE, prepare_run
 from ..store import RecordStore
+from ..views import cell, fmt
 from . import chain, feedback, gate, notes, runreply
 from .client import GitHubError
 from .context import Context

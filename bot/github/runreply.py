@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
-from ..prbody import fmt
 from ..sanitize import code_span, markdown_text
+from ..views import fmt
 from .client import GitHub, GitHubError
 from .feedback import MARKER, quote
 
