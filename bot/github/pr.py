@@ -81,18 +81,15 @@ class PullRequestView(Listener):
     the next update (or the next run) rebuilds the whole body.
     """
 
-    def __init__(self, github: GitHub, loop: Loop, *, server_url: str, run_url: str = "",
-                 number: int | None = None, base: str | None = None, sandbox_warning: str = "",
-                 draft: bool = True) -> None:
+    def __init__(self, github: GitHub, loop: Loop, ctx: BodyContext, *, number: int | None = None,
+                 base: str | None = None, draft: bool = True) -> None:
         self.github = github
         self.loop = loop
         self.number = number
         self.base = base
         self.draft = draft
         self.pull: Pull | None = None
-        self.ctx = BodyContext(loop=loop.name, goal=loop.metric.goal, metric=loop.metric.name,
-                               commit_url=f"{server_url}/{github.full_name}/commit/{{sha}}", run_url=run_url,
-                               sandbox_warning=sandbox_warning)
+        self.ctx = ctx  # built by start.Started.body_context, as a dry run's body is
         self.errors: list[GitHubError] = []
         self._posted: str | None = None
         self._turn = threading.Condition()

@@ -107,9 +107,9 @@ def run_one(ctx: Context, order: Order, target: Target) -> Outcome:
         listeners=[LinePrinter()], require_isolation=True)
     session = started.session
     if ctx.github is not None and not ctx.dry_run:
-        view = PullRequestView(ctx.github, loop, server_url=ctx.event.server_url, run_url=ctx.event.run_url,
-                               number=order.pr, sandbox_warning=started.sandbox_warning,
-                               draft=ctx.config.github.draft)
+        body = started.body_context(commit_url=f"{ctx.event.server_url}/{ctx.github.full_name}/commit/{{sha}}",
+                                    run_url=ctx.event.run_url)
+        view = PullRequestView(ctx.github, loop, body, number=order.pr, draft=ctx.config.github.draft)
         # Before the baseline: a token that may not open pull requests fails the job now, not hours later.
         view.prepare(ctx.repo, record)
         session.listeners.append(view)
