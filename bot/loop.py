@@ -224,6 +224,7 @@ class Session:
 
     # -- what the steps (baseline.py, experiment.py) use ----------------------------------------------
     def worktree(self, worker: int) -> Git:
+        """A worker's worktree, made on first use."""
         if worker not in self._trees:
             self._trees[worker] = self.branch.worktree(worker)
         return self._trees[worker]
@@ -277,6 +278,7 @@ class Session:
         return attempt
 
     def told(self, attempt: Attempt) -> None:
+        """Count a recorded attempt in the view and tell the listeners."""
         self.view.counted(attempt)
         self.tell(lambda x: x.on_attempt(self.view, attempt))
 
@@ -300,14 +302,17 @@ class Session:
                   f"merged with this run's results at {head[:8]}, which is measured next")
 
     def note(self, kind: str, **data: object) -> None:
+        """Add a note (run_start, run_end) to the record."""
         self.journal.note(kind, **data)
 
     def finish(self, reason: str, **data: object) -> None:
+        """End the run: note why, push, tell the listeners."""
         self.note("run_end", reason=reason, run_id=self.run_id, **data)
         self.journal.push()
         self.tell(lambda x: x.on_end(self.view, reason))
 
     def ready(self) -> tuple[Record, Git]:
+        """The record and worker 0's worktree, once prepared."""
         assert self.record is not None and self.tree is not None, "call run() first"
         return self.record, self.tree
 
@@ -326,12 +331,14 @@ class Session:
             self.tell(lambda x: x.on_seed_done(self.view, seed, error))
 
     def phase(self, experiment: int, phase: str, work: Work | None = None) -> None:
+        """Tell the listeners (and, with workers, the in-flight marker) what an experiment is doing now."""
         if self.parallel and work is not None:
             self.journal.update(work.worker, phase=phase)
             phase = f"{phase} (worker {work.worker}{', ' + work.device if work.device else ''})"
         self.tell(lambda x: x.on_phase(self.view, experiment, phase))
 
     def tell(self, event: Callable[[Listener], None]) -> None:
+        """Tell every listener (queued when called from a worker's thread)."""
         self._audience.tell(event)
 
     def _drain(self) -> None:
