@@ -33,10 +33,11 @@ def test_the_readmes_first_commands_are_the_ones_ci_and_the_quickstart_test_run(
     assert (ROOT / "examples/quickstart/run.sh").is_file() and (ROOT / ".ci/run").is_file()
 
 
-def test_the_readmes_configuration_examples_load() -> None:
-    # A newcomer copies these: each whole file the README shows must load as it is.
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    examples = [b.split("```", 1)[0] for b in readme.split("```yaml\n")[1:] if b.startswith("version: 1\n")]
+@pytest.mark.parametrize("page", ["README.md", "docs/loop.md"])
+def test_the_configuration_examples_load(page: str) -> None:
+    # A newcomer copies these: each whole file the README or the loop's page shows must load as it is.
+    text = (ROOT / page).read_text(encoding="utf-8")
+    examples = [b.split("```", 1)[0] for b in text.split("```yaml\n")[1:] if b.startswith("version: 1\n")]
     assert examples
     for example in examples:
         assert config.parse(example).loops
