@@ -1,7 +1,7 @@
 """Run every benchmark, one process each, and leave their JSON in benchmarks/results/.
 
 Usage: python -m benchmarks.run_all [--quick]
-The figures in the README's performance section come from this command. Not part of the test run:
+The figures in docs/performance.md come from this command. Not part of the test run:
 timings on shared machines are noisy, so each figure is a median of several runs with its range.
 """
 
