@@ -206,7 +206,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_action(args: argparse.Namespace) -> int:
-    """Run as the GitHub Action: everything comes from the runner's environment (see README, GitHub)."""
+    """Run as the GitHub Action: everything comes from the runner's environment (see docs/github.md)."""
     from .github.action import main as action_main
 
     return action_main()

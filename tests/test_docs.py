@@ -81,6 +81,22 @@ def test_every_relative_link_and_anchor_resolves(name: str) -> None:
     assert not broken, f"{name} has broken links:\n" + "\n".join(broken)
 
 
+def test_the_readme_stays_a_first_read_that_links_every_page() -> None:
+    # The reference belongs on its page under docs/; the README summarises and links each one.
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert len(readme.splitlines()) <= 300, "the README grew past a first read: move the detail to its docs/ page"
+    pages = {str(p.relative_to(ROOT)) for p in (ROOT / "docs").rglob("*.md")} - {"docs/index.md"}
+    assert pages <= {t.partition("#")[0] for t in _links(readme)}, "the README's Documentation table misses a page"
+
+
+def test_no_docs_table_puts_an_escaped_pipe_in_code() -> None:
+    # GitHub needs `\|` for a pipe inside code in a table cell, but MkDocs shows the backslash: spell it another way.
+    found = [f"{page.relative_to(ROOT)}: {span}" for page in sorted((ROOT / "docs").rglob("*.md"))
+             for line in page.read_text(encoding="utf-8").splitlines() if line.startswith("|")
+             for span in line.split("`")[1::2] if "\\|" in span]  # the odd pieces are inside code
+    assert not found, found
+
+
 def test_the_link_check_finds_a_broken_anchor() -> None:
     # The checker above is only as good as its slugs: they must match GitHub's for real headings.
     assert _anchors("# Performance: what the bot itself costs\n## `claude-code`\n## Tokens: `GITHUB_TOKEN` or a "
