@@ -10,13 +10,12 @@ from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from . import policy, process
 from .config import Service
 from .errors import ArlError
-from .process import ProcessResult
 from .sandbox import Policy, Sandbox
+from .sandbox.base import WrappedSandbox
 
 POLL_S = 0.05  # between readiness checks
 READY_COMMAND_TIMEOUT_S = 10.0  # one run of a readiness command
@@ -175,29 +174,20 @@ class Services:
         self.env = {}
 
 
-class ServiceSandbox(Sandbox):
+class ServiceSandbox(WrappedSandbox):
     """Wraps the evaluation's sandbox so an evaluation sees the services' variables and can reach them.
 
     Built per measurement with the variables of the services that measurement started.
     """
 
     def __init__(self, inner: Sandbox, env: Mapping[str, str]) -> None:
-        super().__init__(getattr(inner, "settings", None))
-        self.inner = inner
+        super().__init__(inner)
         self.env = dict(env)
-        self.name = inner.name
-        self.isolated = inner.isolated
 
-    def __getattr__(self, name: str) -> Any:
-        if name == "inner":
-            raise AttributeError(name)
-        return getattr(self.inner, name)  # anything else a sandbox offers is the inner one's
-
-    def run(self, argv: list[str], *, cwd: Path, policy: Policy, timeout: float,
-            stdin: str | None = None) -> ProcessResult:
-        """Run argv under the inner sandbox, with the services' environment."""
+    def adjust(self, policy: Policy) -> Policy:
+        """An evaluation gets the services' environment and the host's network."""
         if policy.phase == "evaluation" and self.env:
             # Services listen on the host's loopback: an evaluation in a network namespace of its
             # own could not reach them, so with services up it shares the host's network.
             policy = dataclasses.replace(policy, env={**policy.env, **self.env}, network=True)
-        return self.inner.run(argv, cwd=cwd, policy=policy, timeout=timeout, stdin=stdin)
+        return policy

@@ -10,12 +10,10 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from .config import Loop
-from .process import ProcessResult
 from .sandbox import Sandbox
-from .sandbox.base import Policy
+from .sandbox.base import Policy, WrappedSandbox
 
 NVIDIA_GPUS = Path("/proc/driver/nvidia/gpus")  # one folder per GPU the driver sees (no process to start)
 WAIT_S = 0.5  # how often a worker waiting for a slot looks whether the run was stopped
@@ -92,24 +90,15 @@ class SlotPool:
                 self._ready.notify()
 
 
-class DeviceSandbox(Sandbox):
+class DeviceSandbox(WrappedSandbox):
     """The evaluation's sandbox with the slot's device variables set in its evaluation and score phases."""
 
     def __init__(self, inner: Sandbox, slot: Slot) -> None:
-        super().__init__(getattr(inner, "settings", None))
-        self.inner = inner
+        super().__init__(inner)
         self.slot = slot
-        self.name = inner.name
-        self.isolated = inner.isolated
 
-    def __getattr__(self, name: str) -> Any:
-        if name == "inner":
-            raise AttributeError(name)
-        return getattr(self.inner, name)  # anything else a sandbox offers is the inner one's
-
-    def run(self, argv: list[str], *, cwd: Path, policy: Policy, timeout: float,
-            stdin: str | None = None) -> ProcessResult:
-        """Run argv under the inner sandbox; an evaluation sees only its slot's device."""
+    def adjust(self, policy: Policy) -> Policy:
+        """An evaluation (and its scorer) sees only its slot's device."""
         if policy.phase != "agent" and self.slot.env:
             policy = dataclasses.replace(policy, env={**policy.env, **self.slot.env})
-        return self.inner.run(argv, cwd=cwd, policy=policy, timeout=timeout, stdin=stdin)
+        return policy

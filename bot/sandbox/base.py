@@ -7,7 +7,7 @@ import shutil
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from ..config import Loop, SandboxSettings, plugin_options
 from ..errors import ArlError
@@ -87,6 +87,33 @@ def limit_note(result: ProcessResult) -> str:
     """The limit a sandbox says the run hit, or empty."""
     notes = [line for line in result.stderr.splitlines() if line.startswith(NOTE_PREFIX)]
     return notes[-1].removeprefix(NOTE_PREFIX) if notes else ""
+
+
+class WrappedSandbox(Sandbox):
+    """Another sandbox, with something added to some phases' policy (a device slot, the services' variables).
+
+    Everything else a sandbox offers is the inner one's: its name, whether it isolates, its own attributes.
+    """
+
+    def __init__(self, inner: Sandbox) -> None:
+        super().__init__(getattr(inner, "settings", None))
+        self.inner = inner
+        self.name = inner.name
+        self.isolated = inner.isolated
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "inner":  # not set yet (copying, unpickling): never recurse into __getattr__
+            raise AttributeError(name)
+        return getattr(self.inner, name)
+
+    def adjust(self, policy: Policy) -> Policy:
+        """policy as this wrapper changes it (unchanged by default)."""
+        return policy
+
+    def run(self, argv: list[str], *, cwd: Path, policy: Policy, timeout: float,
+            stdin: str | None = None) -> ProcessResult:
+        """Run argv under the inner sandbox, with the policy adjusted."""
+        return self.inner.run(argv, cwd=cwd, policy=self.adjust(policy), timeout=timeout, stdin=stdin)
 
 
 class SandboxRequired(ArlError):
