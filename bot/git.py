@@ -33,6 +33,7 @@ from .gitsafe import (
     parse_listing,
     safe_command,
 )
+from .names import BOT_REFS
 
 # What other modules import from here; the forced config's names stay importable from bot.git as before.
 __all__ = [
@@ -142,10 +143,23 @@ class Git:
 
     def rev(self, ref: str) -> str | None:
         """The SHA ref points at, or None when it does not exist."""
+        if ref.startswith(BOT_REFS):
+            # The loop asks for its own refs several times an attempt: a loose ref is a file to read, not a
+            # git process to start. Only the bot moves these refs, always to commits; a packed one asks git.
+            loose = self._loose_ref(ref)
+            if loose is not None:
+                return loose
         try:
             return self.run("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
         except GitError:
             return None
+
+    def _loose_ref(self, ref: str) -> str | None:
+        try:
+            text = (self.common_dir / ref).read_text(encoding="ascii").strip()
+        except (OSError, UnicodeDecodeError):
+            return None
+        return text if len(text) == 40 and all(c in "0123456789abcdef" for c in text) else None
 
     def _store(self, kind: bytes, data: bytes) -> str:
         # gitdb's loose-object writer runs in-process; GitPython's own odb spawns `git hash-object`.
@@ -160,11 +174,7 @@ class Git:
 
     def ref_value(self, ref: str) -> str | None:
         """What a full ref name points at; reads a loose ref file directly, asks git otherwise."""
-        try:
-            text = (self.common_dir / ref).read_text(encoding="ascii").strip()
-        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
-            return self.rev(ref)
-        return text if len(text) == 40 else self.rev(ref)  # a symbolic ref: let git resolve it
+        return self._loose_ref(ref) or self.rev(ref)  # a packed or symbolic ref: let git resolve it
 
     def store_blob(self, data: bytes) -> str:
         """Write a blob into the object database in-process (no git subprocess) and return its SHA."""

@@ -12,6 +12,9 @@ LOOP_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")  # it becomes a branch and a ref
 BRANCH_PREFIX = "autoresearch/"  # every research branch, and the pull requests the bot opens from them
 STAMP = "%Y-%m-%dT%H:%M:%S.%fZ"  # how the record writes a time (always UTC)
 RUN_ID = "%Y%m%dT%H%M%SZ"  # a run's id, when the caller gives none (UTC, to the second)
+# The refs only the bot moves (the research branches, the records, our copies of a remote's): git never
+# needs to be asked what they point at when their loose file says it.
+BOT_REFS = (f"refs/heads/{BRANCH_PREFIX}", "refs/autoresearch/", "refs/autoresearch-remote/")
 # Variables no agent ever gets, whatever `pass_env` says: the GitHub token can push to the repository.
 NEVER_PASSED = ("GITHUB_TOKEN", "GH_TOKEN")
 

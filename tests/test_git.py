@@ -64,3 +64,18 @@ def test_a_repository_another_user_owns_is_named_as_such(repo: Path) -> None:
     with pytest.raises(GitError, match="belongs to another user") as caught:
         Git(repo)
     assert "safe.directory" in (caught.value.hint or "")
+
+
+def test_the_bots_refs_read_the_same_loose_or_packed(repo: Path) -> None:
+    # The loop's own refs are read from their loose files (no git process); packed, git is asked.
+    head = git(repo, "rev-parse", "HEAD").strip()
+    for ref in ("refs/heads/autoresearch/demo", "refs/autoresearch/demo/record"):
+        git(repo, "update-ref", ref, head)
+    repository = Git(repo)
+    assert repository.rev("refs/heads/autoresearch/demo") == head
+    assert repository.rev("refs/autoresearch/demo/record") == head
+    assert repository.rev("refs/autoresearch/other/record") is None
+    git(repo, "pack-refs", "--all")
+    assert not (repository.common_dir / "refs/autoresearch/demo/record").exists()
+    assert repository.rev("refs/autoresearch/demo/record") == head
+    assert repository.ref_value("refs/heads/autoresearch/demo") == head
