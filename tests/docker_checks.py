@@ -111,3 +111,18 @@ def test_a_killed_bot_leaves_no_container(tmp_path: Path) -> None:
     finally:
         bot.kill()
         bot.wait()
+
+
+def test_a_flood_of_output_fills_neither_the_engine_nor_the_bot(tmp_path: Path) -> None:
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB
+    outcome = experiment(tmp_path, attack("""\
+        import sys
+        line = "x" * 1023 + "\\n"
+        for _ in range(300 * 1024):  # 300 MB through the engine's log
+            sys.stdout.write(line)
+        """))
+    grown_mb = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    assert outcome.startswith("keep|0.0|"), outcome[:300]  # the score, printed last, is still read
+    assert grown_mb < 100, f"the bot held {grown_mb:.0f} MB of a container's output"

@@ -22,6 +22,9 @@ from .base import NOTE_PREFIX, Policy, Sandbox
 DEFAULT_IMAGE = "arl-bot-sandbox:local"  # built offline from this host's files by scripts/docker-image
 LABEL = "arl-bot.sandbox"
 STDIN_PATH = "/run/arl-stdin"
+# The engine's log of one container: two files of 2 MB, so its last 2 to 4 MB hold the 1 MB of stdout kept for
+# the metric (process.STDOUT_BYTES) and the tail of stderr.
+LOG_FILES = {"max-size": "2m", "max-file": "2"}
 
 
 class DockerOptions(SandboxSettings):
@@ -74,7 +77,7 @@ class DockerSandbox(Sandbox):
                 reaper.wait()
 
     def _options(self, policy: Policy, cwd: Path, volumes: dict[str, dict[str, str]]) -> dict[str, Any]:
-        from docker.types import DeviceRequest, Ulimit
+        from docker.types import DeviceRequest, LogConfig, Ulimit
 
         limits = policy.limits
         options: dict[str, Any] = {
@@ -83,6 +86,9 @@ class DockerSandbox(Sandbox):
             "tmpfs": {"/tmp": "rw,nosuid,size=1g", "/dev/shm": "rw,nosuid,size=1g"},
             "cap_drop": ["ALL"], "security_opt": ["no-new-privileges"], "init": True,
             "labels": {LABEL: str(os.getpid())},
+            # The engine writes everything a container prints to its own log file, and logs() reads it
+            # back whole: capped here, a flood can fill neither the engine's disk nor the bot's memory.
+            "log_config": LogConfig(type=LogConfig.types.JSON, config=LOG_FILES),
         }
         if not policy.network:
             options["network_mode"] = "none"
