@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from arl_bot.git import Git
+from arl_bot.github.outputs import read_outputs
 from arl_bot.record import Record
 from arl_bot.store import RecordStore
 from arl_bot.sync import Remote
@@ -63,10 +68,89 @@ class World:
 
 
 @contextmanager
-def world(tmp_path: Path, values: list[str] | None = None, config_text: str | None = None) -> Iterator[World]:
+def world(tmp_path: Path, values: list[str] | None = None, config_text: str | None = None,
+          files: dict[str, str] | None = None) -> Iterator[World]:
     """A fresh world; alice may write, rita may only read."""
-    lab = make_lab(tmp_path, values or VALUES, remote=True, config_text=config_text)
+    lab = make_lab(tmp_path, values or VALUES, remote=True, config_text=config_text, files=files)
     with GitHubStandIn(git_dir=lab.remote) as github:
         github.add_user("alice", role="write")
         github.add_user("rita", role="read")
         yield World(tmp_path, lab, github)
+
+
+@dataclass
+class ResearchJob:
+    """One job of the research matrix: `arl-bot action` as its own process, in its own clone of the remote."""
+
+    entry: dict[str, Any]  # its matrix entry, as the gate wrote it
+    root: Path  # the job's workspace: a fresh clone
+    folder: Path  # the runner's files: GITHUB_OUTPUT, GITHUB_STEP_SUMMARY
+    process: subprocess.Popen[str]
+    code: int | None = None
+    log: str = ""
+
+    def wait(self, timeout: float = 300) -> ResearchJob:
+        """Wait for the job to end; its log is stdout and stderr together, as the Actions log shows them."""
+        self.log = self.process.communicate(timeout=timeout)[0]
+        self.code = self.process.returncode
+        return self
+
+    @property
+    def outputs(self) -> dict[str, str]:
+        """The step outputs the job wrote."""
+        return read_outputs(self.folder / "output")
+
+    @property
+    def summary(self) -> str:
+        """The job summary it wrote."""
+        return (self.folder / "summary").read_text()
+
+
+def research_matrix(w: World, gate: Result, event: str, data: dict[str, Any], *, git_server: str,
+                    token: Callable[[], str], **env: str) -> list[ResearchJob]:
+    """Start every research job the gate's outputs ask for, all at once, as the workflow's matrix does.
+
+    Each gets what GitHub gives a job of the research matrix (bot/templates/workflow.yml): a fresh checkout
+    whose origin is the remote over HTTP (git_server) without credentials in it, the run's event file, the
+    run's id (shared by every job of the run), a token of its own (token()), its runner's name, and the
+    action's ARL_* inputs from its matrix entry and the gate's outputs, passed on unchanged.
+    """
+    assert gate.code == 0 and gate.outputs["run"] == "true", gate.stdout + gate.stderr
+    assert w.lab.remote is not None
+    entries: list[dict[str, Any]] = json.loads(gate.outputs["loops"])
+    run = w.tmp / f"run-{len(list(w.tmp.glob('run-*')))}"
+    run.mkdir()
+    event_path = run / "event.json"
+    event_path.write_text(json.dumps(data))
+    # The runner's own environment, not the test's: nothing GitHub- or arl-bot-specific leaks in.
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("GITHUB_", "ARL_", "RUNNER_"))}
+    jobs = []
+    for index, entry in enumerate(entries):
+        folder = run / f"job-{index}"
+        root = folder / "workspace"
+        (folder / "temp").mkdir(parents=True)
+        git(folder, "clone", "--quiet", str(w.lab.remote), str(root))  # actions/checkout, fetch-depth: 0
+        git(root, "remote", "set-url", "origin", f"{git_server}/{w.lab.remote.name}")
+        for name in ("output", "summary"):
+            (folder / name).touch()
+        full = {
+            **base, "CI": "true", "GITHUB_ACTIONS": "true", "GITHUB_EVENT_NAME": event,
+            "GITHUB_EVENT_PATH": str(event_path), "GITHUB_REPOSITORY": w.github.full_name,
+            "GITHUB_API_URL": w.github.url, "GITHUB_SERVER_URL": git_server, "GITHUB_RUN_ID": "4242",
+            "GITHUB_RUN_ATTEMPT": "1", "GITHUB_JOB": "research", "GITHUB_ACTOR": "alice",
+            "GITHUB_WORKSPACE": str(root), "GITHUB_TOKEN": token(), "GITHUB_OUTPUT": str(folder / "output"),
+            "GITHUB_STEP_SUMMARY": str(folder / "summary"), "RUNNER_NAME": f"gpu-runner-{index}",
+            "RUNNER_ENVIRONMENT": "self-hosted", "RUNNER_TEMP": str(folder / "temp"),
+            # action.yml's `env:` of its Run step: the inputs, from the matrix entry and the gate's outputs.
+            "ARL_CONFIG": ".autoresearch.yml", "ARL_PHASE": "research", "ARL_LOOP": str(entry["loop"]),
+            "ARL_SHARD": str(entry.get("shard", "")),  # a matrix entry without it reads as ''
+            "ARL_COMMAND": gate.outputs["command"], "ARL_EXPERIMENTS": gate.outputs["experiments"],
+            "ARL_EXPERIMENT": gate.outputs["experiment"], "ARL_PR": gate.outputs["pr"],
+            "ARL_REPLY": gate.outputs["reply"], "ARL_DRY_RUN": "false", "ARL_GITHUB_APP_ID": "",
+            "ARL_GITHUB_APP_PRIVATE_KEY": "", "ANTHROPIC_API_KEY": "",
+            "ARL_GITHUB_TIMEOUT": "5", "ARL_GITHUB_PACE": "0", **env,
+        }
+        process = subprocess.Popen([sys.executable, "-m", "arl_bot.cli", "action"], cwd=root, env=full,
+                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        jobs.append(ResearchJob(entry, root, folder, process))
+    return jobs

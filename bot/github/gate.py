@@ -74,7 +74,9 @@ class Ask:
         """The research job runs command on this loop; the queued reply says which runner it waits for."""
         order = Order(run=True, targets=(self.target,), command=command, experiments=experiments,
                       experiment=experiment, pr=self.number, comment_id=self.comment_id)
-        queued = QueuedReply(self.number, runreply.queued(self.command.line, self.target.loop, self.target.runner))
+        jobs = self.target.runners if command in ("run", "continue") else 1  # as Order.outputs starts them
+        queued = QueuedReply(self.number, runreply.queued(self.command.line, self.target.loop, self.target.runner,
+                                                          jobs))
         return Decision(order, (*notes_first, queued))
 
 

@@ -47,7 +47,7 @@ def run(ctx: Context, order: Order) -> int:
         fb.react(feedback.ROCKET)
         for warning in fb.warnings:
             annotate("warning", ctx.redact(warning))
-    tracker = runreply.Tracker(ctx.github, order.reply) if order.reply and ctx.github is not None else None
+    tracker = _tracker(ctx, order, targets)
     if tracker is not None:  # the person who asked sees, in the gate's reply, that a runner took it
         tracker.add(runreply.started(ctx.env.get("RUNNER_NAME", ""), ctx.event.run_url))
     failed = 0
@@ -66,6 +66,30 @@ def run(ctx: Context, order: Order) -> int:
     for warning in tracker.warnings if tracker is not None else []:
         annotate("warning", ctx.redact(warning))
     return 1 if failed else 0
+
+
+def _tracker(ctx: Context, order: Order, targets: list[Target]) -> runreply.Tracker | None:
+    """The reply this job tells its story in: the gate's, or, for a loop's later `runners:` jobs, one of its own.
+
+    GitHub has no compare-and-swap on a comment: jobs that each read the reply, add a line and write it back
+    lose one another's lines. So every reply has one writer: the first job the gate's, each other job its own.
+    """
+    if not order.reply or ctx.github is None:
+        return None
+    if order.shard == 0:
+        return runreply.Tracker(ctx.github, order.reply)
+    number = order.pr or ctx.event.number
+    if number is None or not targets:
+        return None
+    loop = targets[0].loop
+    jobs = ctx.config.loops[loop].runners if loop in ctx.config.loops else order.shard + 1
+    reply_url = f"{ctx.event.server_url}/{ctx.event.repository}/pull/{number}#issuecomment-{order.reply}"
+    text = runreply.joined(loop, order.shard, max(jobs, order.shard + 1), reply_url)
+    try:
+        return runreply.Tracker(ctx.github, ctx.github.comment(number, text), body=text)
+    except GitHubError as exc:
+        annotate("warning", f"could not post this job's reply on #{number}: {ctx.redact(exc.message)}")
+        return None
 
 
 def _finished(ctx: Context, outcome: Outcome) -> str:

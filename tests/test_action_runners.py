@@ -1,0 +1,97 @@
+"""`runners: N` end to end: the gate's matrix starts N research jobs at once; they share the loop through the remote."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from tests.action_world import ResearchJob, World, research_matrix, world
+from tests.github_standin.git_http import GitHttpServer
+from tests.labs import PY, Lab, value_config
+from tests.test_runners import AGENT_JOBS, EVAL_SUM, check_shared_record, final_record
+from tests.webhooks import Result, comment_payload, run_action
+
+RUNNERS = 2
+EACH = 3  # `/autoresearch continue 3`: every research job of the matrix runs three experiments
+# Tickets hand the agents distinct changes, whichever job draws them: each lowers the score by one.
+JOBS = ["a=1", "b=1", "c=1", "a=2", "b=2", "c=2", "a=3", "b=3", "c=3"]
+
+
+def runners_world(tmp_path: Path) -> tuple[Any, Path]:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "jobs.txt").write_text("\n".join(JOBS) + "\n")
+    text = value_config(budget="{experiments: 50}", agent=f'{{kind: command, command: "{PY} agent.py", timeout: 120}}',
+                        extra=f"runners: {RUNNERS}")
+    files = {"model/a.txt": "0\n", "model/b.txt": "0\n", "model/c.txt": "0\n", "eval/run.py": EVAL_SUM,
+             "agent.py": AGENT_JOBS.format(shared=str(shared))}
+    return world(tmp_path, config_text=text, files=files), shared
+
+
+def gate(w: World, event: str, data: dict[str, Any]) -> Result:
+    """The gate job: `arl-bot action` with `phase: gate` on the run's event."""
+    return run_action(w.tmp, w.github, w.lab.root, event, data, ARL_PHASE="gate", GITHUB_ACTOR="alice")
+
+
+def finish(jobs: list[ResearchJob]) -> list[ResearchJob]:
+    done = [job.wait() for job in jobs]
+    for job in done:
+        assert job.code == 0, f"shard {job.entry.get('shard', 0)}:\n{job.log}"
+        assert "::error" not in job.log and "::warning" not in job.log, job.log
+    return done
+
+
+def test_a_continue_command_runs_the_loop_in_n_research_jobs_at_once_with_one_pull_request(tmp_path: Path) -> None:
+    made, shared = runners_world(tmp_path)
+    with made as w, GitHttpServer(tmp_path, lambda token: w.github.valid(token) is not None) as server:
+        first = w.dispatch(experiments=1, loop="demo")  # the loop's first run opens its pull request
+        assert first.code == 0, first.stdout + first.stderr
+        assert [p["number"] for p in w.github.pulls()] == [1]
+
+        comment = w.github.add_comment(1, "alice", f"/autoresearch continue {EACH}")
+        data = comment_payload(comment, 1)
+        decided = gate(w, "issue_comment", data)
+        entries = json.loads(decided.outputs["loops"])
+        assert entries == [{"loop": "demo", "runner": ["self-hosted", "gpu"]},
+                           {"loop": "demo", "runner": ["self-hosted", "gpu"], "shard": 1}]
+        assert decided.outputs["command"] == "continue" and decided.outputs["experiments"] == str(EACH)
+        assert decided.outputs["pr"] == "1" and decided.outputs["reply"]
+
+        jobs = finish(research_matrix(w, decided, "issue_comment", data, git_server=server.url,
+                                      token=lambda: w.github.job_token(600)))
+
+        assert w.lab.remote is not None
+        record = final_record(tmp_path, w.lab.remote)
+        check_shared_record(tmp_path, Lab(w.lab.root, w.lab.remote), record)  # once each, contiguous, keeps improve
+        experiments = [a for a in record.attempts if a.status != "baseline"]
+        assert len(experiments) == 1 + RUNNERS * EACH
+        assert len(list(shared.glob("ticket-*"))) == len(experiments)  # no agent's work lost or recorded twice
+        # Each job's attempts carry its run id: the run's, and the shard after the first.
+        by_run = {run_id: sum(1 for a in experiments if a.run_id == run_id) for run_id in {"4242", "4242.1"}}
+        assert by_run == {"4242": 1 + EACH, "4242.1": EACH}  # the dispatch's one was run 4242 too
+        for job in jobs:
+            assert job.outputs["experiments"] == str(EACH) and job.outputs["pr"] == "1"
+
+        # One pull request, whose body shows every attempt, however the jobs' updates interleaved.
+        assert [p["number"] for p in w.github.pulls()] == [1]
+        body = w.pr_body()
+        tried = len(experiments)
+        assert f"| experiments | {tried} tried, {sum(1 for a in experiments if a.status == 'keep')} kept" in body
+        best = record.best
+        assert best is not None and f"(experiment {best.experiment})" in body
+
+        # Each job tells its story in a reply only it writes (GitHub cannot compare-and-swap a comment): the
+        # first in the gate's reply, the second in its own; no line of either is lost to the other's edit.
+        replies = [c for c in w.github.comments(1) if c["user"]["login"] == w.github.bot_login
+                   and "<!-- arl-bot:run-reply -->" in c["body"]]
+        assert len(replies) == RUNNERS and replies[0]["id"] == int(decided.outputs["reply"])
+        assert f"{RUNNERS} research jobs (`runners: {RUNNERS}`) wait for runners" in replies[0]["body"]
+        assert f"Research job 2 of {RUNNERS} for `demo`" in replies[1]["body"]
+        assert f"#issuecomment-{decided.outputs['reply']}" in replies[1]["body"]
+        for reply in replies:
+            assert len(re.findall(r"🚀 Started on runner `gpu-runner-\d`", reply["body"])) == 1, reply["body"]
+            assert reply["body"].count("✅ Finished at ") == 1, reply["body"]
+            assert f": {EACH} experiments," in reply["body"]
+        assert w.github.reactions(comment["id"]) == ["eyes", "rocket"]
