@@ -15,7 +15,7 @@ from .errors import ArlError, RecordError
 from .git import Git
 from .names import now
 from .record import Attempt, Meta, Record, Status
-from .runners import StaleKeep
+from .runners import BaselineTaken, StaleKeep
 
 if TYPE_CHECKING:
     from .loop import Session
@@ -25,6 +25,10 @@ def prepare(session: Session) -> Record:
     """Sync with the remote, find or create the branch, the worktree and the record."""
     if session.remote is not None:
         session.remote.pull()
+        for number, dropped in session.remote.dropped.items():  # a run here stopped before pushing its baseline
+            session.warn(f"the baseline this clone recorded as experiment {number} ({dropped.ours.metric}) never "
+                         f"reached {session.remote.name}, and another runner recorded one of the same commit first "
+                         f"(experiment {dropped.theirs}): theirs stands, this clone's is dropped")
     record = session.store.load()
     # The record lives as long as the run: keep its thousands of objects out of every GC pass.
     gc.freeze()
@@ -147,7 +151,10 @@ def measure(session: Session) -> Attempt:
         extra=measured,
     )
     tree.reset_hard(head)
-    attempt = session.append(attempt, "", worker=0)
+    try:
+        attempt = session.append(attempt, "", worker=0)
+    except BaselineTaken as taken:  # two runners started the loop (or re-measured a moved branch) together
+        return _taken(session, taken)
     settings = session.loop.evaluate
     advice = noise.baseline_advice(session.loop.keep.rule, len(settings.seeds) * settings.baseline_repeats,
                                    measured.get("noise", {}).get("sigma"), session.loop.metric.min_delta,
@@ -155,6 +162,17 @@ def measure(session: Session) -> Attempt:
     if advice:
         session.warn(advice)
     return attempt
+
+
+def _taken(session: Session, taken: BaselineTaken) -> Attempt:
+    """Another runner's baseline of the same commit reached the remote first: go on from theirs, say ours."""
+    theirs, ours = taken.theirs, taken.ours
+    session.warn(f"another runner recorded the baseline of {(theirs.sha or '')[:8]} first: experiment "
+                 f"{theirs.experiment}, {session.loop.metric.name} = {theirs.metric}; this run measured "
+                 f"{ours.metric} and does not record it a second time; experiments go on from theirs")
+    if taken.moved:  # their keeps came with it: the run goes on from their head
+        session.branch_moved()
+    return theirs
 
 
 def adopt(session: Session, make: Callable[[Git, str], str], *, mode: str, reason: str,

@@ -20,7 +20,7 @@ from . import names, process
 from .branch import ResearchBranch
 from .git import Git
 from .record import Attempt, Note, Record
-from .runners import StaleKeep
+from .runners import BaselineTaken, StaleKeep
 from .store import RecordStore
 from .sync import Remote
 
@@ -157,12 +157,14 @@ class Journal:
         recorded attempt, one before it leaves the marker and no attempt. A keep (or a baseline, or
         anything that moved the branch) is pushed before this returns; anything else is pushed behind.
         When another runner's keep won the push (StaleKeep), our commit comes off the branch and the
-        record goes back to `since` (default: before this attempt), neither ever pushed.
+        record goes back to `since` (default: before this attempt), neither ever pushed. When another
+        runner's baseline of the same commit won it (BaselineTaken), ours is not in the record: theirs is.
         """
         if self._failed is not None:
             failed, self._failed = self._failed, None
             raise failed
         behind = attempt.sha is None
+        taken: Attempt | None = None
         with self.writing(), self._hold():
             record = self.ready()
             if renumber and attempt.experiment != record.next_experiment:
@@ -177,12 +179,19 @@ class Journal:
                 except StaleKeep as lost:
                     if attempt.sha is None:
                         raise
-                    self._withdraw(attempt.sha, before, lost.head)
+                    # A push refused twice may have given our keep a new number (and so a new commit) first.
+                    self._withdraw(self.remote.rewritten.get(attempt.sha, attempt.sha), before, lost.head)
                     raise
                 moved = moved or bool(self.remote.rewritten)  # our unpushed keeps got new numbers
+                ours = attempt
                 attempt = self._level(attempt)
+                if ours.experiment in self.remote.dropped:
+                    taken = attempt
+                    attempt = ours
             if worker is not None:
                 self.end(worker)
+        if taken is not None:  # another runner's baseline of the same commit reached the remote first
+            raise BaselineTaken(taken, attempt, moved)
         if self.remote is not None and behind:
             self._push_behind()
         return attempt, moved
@@ -206,7 +215,7 @@ class Journal:
             try:
                 with self.refs:  # not the record's lock: the next experiment plans while this pushes
                     moved = self.remote.push()
-                    if self.remote.renumbered or self.remote.rewritten or self.remote.taken_in:
+                    if self.remote.renumbered or self.remote.rewritten or self.remote.taken_in or self.remote.dropped:
                         with self.lock:
                             self.reload()
                 if moved or self.remote.rewritten:
@@ -228,10 +237,11 @@ class Journal:
     def _level(self, attempt: Attempt) -> Attempt:
         """After a push that took in other runners' work: the record as it is now, and our attempt in it."""
         assert self.remote is not None
-        if not (self.remote.renumbered or self.remote.rewritten or self.remote.taken_in):
+        if not (self.remote.renumbered or self.remote.rewritten or self.remote.taken_in or self.remote.dropped):
             return attempt
         self.reload()
-        number = self.remote.renumbered.get(attempt.experiment, attempt.experiment)
+        dropped = self.remote.dropped.get(attempt.experiment)  # a baseline of ours theirs already held: theirs
+        number = dropped.theirs if dropped else self.remote.renumbered.get(attempt.experiment, attempt.experiment)
         return self.ready().attempt(number) or attempt
 
     def reload(self) -> None:
@@ -295,6 +305,8 @@ class Journal:
                 started_at=now(), run_id=self.run_id,
             ), self.repo.run("show", "--format=", "--binary", sha, strip=False), renumber=False)[0])
         recorded = {(a.run_id, a.started_at) for a in record.attempts}
+        if self.remote is not None:  # a baseline the pull dropped for another runner's was recorded all the same
+            recorded |= {(d.ours.run_id, d.ours.started_at) for d in self.remote.dropped.values()}
         for path in self.markers():
             try:
                 info = json.loads(path.read_text())

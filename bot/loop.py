@@ -174,7 +174,9 @@ class Session:
                 self._drain()
 
             def measure_baseline() -> None:
-                summary.attempts.append(baseline.checked(self))
+                measured = baseline.checked(self)
+                if measured.run_id == self.run_id:  # not another runner's, which it recorded first (baseline._taken)
+                    summary.attempts.append(measured)
 
             self._scheduler = Scheduler(
                 self.loop.workers, stop=stop, experiment=lambda worker: experiment.run(self, worker, state),

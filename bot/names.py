@@ -5,13 +5,18 @@ Each is defined here once, so no two modules can spell a ref or a time different
 
 from __future__ import annotations
 
+import os
 import re
 from datetime import UTC, datetime
 
 LOOP_NAME = re.compile(r"^[a-z0-9][a-z0-9-]*$")  # it becomes a branch and a ref: lowercase, digits, '-'
 BRANCH_PREFIX = "autoresearch/"  # every research branch, and the pull requests the bot opens from them
 STAMP = "%Y-%m-%dT%H:%M:%S.%fZ"  # how the record writes a time (always UTC)
-RUN_ID = "%Y%m%dT%H%M%SZ"  # a run's id, when the caller gives none (UTC, to the second)
+RUN_ID = "%Y%m%dT%H%M%SZ"  # a run's id, when the caller gives none: UTC to the second, then RUN_ID_SUFFIX
+# Random hex after the time: two runners started in the same second (on one machine or two, where process
+# ids repeat across containers) still get ids of their own, and ids still sort by their start's second.
+# os.urandom, not secrets: this module is imported by every command, and secrets costs ~4 ms to import.
+RUN_ID_SUFFIX = 6  # random hex digits after a run id's time
 # The refs only the bot moves (the research branches, the records, our copies of a remote's): git never
 # needs to be asked what they point at when their loose file says it.
 BOT_REFS = (f"refs/heads/{BRANCH_PREFIX}", "refs/autoresearch/", "refs/autoresearch-remote/")
@@ -57,6 +62,6 @@ def parse_stamp(stamp: str) -> datetime:
     return datetime.strptime(stamp, STAMP).replace(tzinfo=UTC)
 
 
-def run_id() -> str:
-    """A new run's id."""
-    return datetime.now(UTC).strftime(RUN_ID)
+def run_id(at: datetime | None = None) -> str:
+    """A new run's id, unique to this process: `20260102T030405Z-1a2b3c` (at: its start, default now)."""
+    return f"{(at or datetime.now(UTC)).strftime(RUN_ID)}-{os.urandom(RUN_ID_SUFFIX // 2).hex()}"

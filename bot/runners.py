@@ -5,7 +5,9 @@ compare-and-swap (an atomic, never forced push). A rejected push fetches and re-
 clone's unpushed attempts and notes are renumbered after the others' and written on top of their record;
 its unpushed keeps get the new numbers in their trailers. A keep of ours made on a head another runner
 has moved since cannot simply go on top: it was measured against a stale best (StaleKeep), and the
-loop measures it again on the new head, as it does for a stale keep between its own workers.
+loop measures it again on the new head, as it does for a stale keep between its own workers. A baseline of
+ours that another runner's record already holds (two runners started a new loop, or re-measured a moved
+branch, at the same moment) is not recorded twice: theirs stands, ours is dropped (BaselineTaken).
 """
 
 from __future__ import annotations
@@ -33,6 +35,26 @@ class StaleKeep(ArlError):
         self.head = head
 
 
+class BaselineTaken(ArlError):
+    """Another runner recorded a baseline of the same commit first: ours was dropped, theirs stands."""
+
+    def __init__(self, theirs: Attempt, ours: Attempt, moved: bool) -> None:
+        super().__init__(f"another runner recorded the baseline of {(theirs.sha or '')[:8]} first (experiment "
+                         f"{theirs.experiment}); this run's own measurement was not recorded a second time",
+                         hint="nothing to do: experiments go on from their baseline")
+        self.theirs = theirs
+        self.ours = ours
+        self.moved = moved  # the push took in commits: the run checks the new head out
+
+
+@dataclass(frozen=True)
+class Dropped:
+    """A baseline of ours whose commit another runner's record already measured: not recorded a second time."""
+
+    ours: Attempt
+    theirs: int  # the number of their baseline of that commit
+
+
 @dataclass
 class Rebased:
     """Our record entries put on top of another runner's."""
@@ -41,6 +63,7 @@ class Rebased:
     numbers: dict[int, int] = field(default_factory=dict)  # our attempts: old number -> new
     shas: dict[str, str] = field(default_factory=dict)  # our unpushed keeps: old commit -> re-trailered one
     taken_in: int = 0  # attempts the others added
+    dropped: dict[int, Dropped] = field(default_factory=dict)  # by our number: baselines theirs already hold
 
 
 def item_path(folder: str, number: int, suffix: str) -> str:
@@ -100,6 +123,8 @@ def rebase_record(repo: Git, local: str, remote: str, *, branch_ref: str, pushed
     on the branch) gets the new number in its trailer. meta.json stays theirs unless only we changed it.
     Our keeps whose commits are in `unpublished` lost to another runner's and were never measured on top
     of it (the run stopped first): they are recorded as interrupted, their commit named in `extra`.
+    A baseline of ours whose commit one of their new baselines measured is dropped (`dropped`), with its
+    diff: two runners that started a new loop together would otherwise record two baselines of one tree.
     """
     try:
         base: str | None = repo.run("merge-base", local, remote)
@@ -115,24 +140,31 @@ def rebase_record(repo: Git, local: str, remote: str, *, branch_ref: str, pushed
     their_attempts = _numbered(list(theirs_entries), "attempts")
     our_attempts = _numbered(ours, "attempts")
     their_new = [theirs_entries[p] for p in _numbered(theirs_added, "attempts").values()]
-    their_keeps = {a.sha for a in (Attempt.from_dict(json.loads(b)) for b in repo.read_blobs(their_new))
-                   if a.status == "keep" and a.sha}
+    their_parsed = [Attempt.from_dict(json.loads(b)) for b in repo.read_blobs(their_new)]
+    their_keeps = {a.sha for a in their_parsed if a.status == "keep" and a.sha}
+    their_baselines = {a.sha: a.experiment for a in their_parsed if a.status == "baseline" and a.sha}
     ours_parsed = {old: Attempt.from_dict(json.loads(blob)) for old, blob in
                    zip(our_attempts, repo.read_blobs([local_entries[p] for p in our_attempts.values()]), strict=True)}
     if any(a.status == "keep" and a.sha in their_keeps and a.sha not in unpublished for a in ours_parsed.values()):
         # The other runner made the very same commit first (same change, parent, message and second): ours
         # was still measured against the best before it, so it is measured again like any stale keep.
         raise StaleKeep(branch_ref, pushed_branch or remote)
+    dropped = {old: Dropped(a, their_baselines[a.sha]) for old, a in ours_parsed.items()
+               if a.status == "baseline" and a.sha in their_baselines}
     our_diffs = _numbered(ours, "diffs")
     next_free = max(their_attempts, default=-1) + 1
     numbers: dict[int, int] = {}
     for old in sorted(our_attempts):
+        if old in dropped:
+            continue
         numbers[old] = next_free
         next_free += 1
     changed = {old: new for old, new in numbers.items() if old != new}
     shas = retrailer(repo, branch_ref, pushed_branch, changed) if pushed_branch else {}
     files: dict[str, str] = {}  # path -> blob
     for old, attempt in ours_parsed.items():
+        if old in dropped:
+            continue
         attempt = dataclasses.replace(attempt, experiment=numbers[old], parent=shas.get(attempt.parent, attempt.parent),
                                       sha=shas.get(attempt.sha, attempt.sha) if attempt.sha else attempt.sha)
         if attempt.sha in unpublished:
@@ -142,6 +174,8 @@ def rebase_record(repo: Git, local: str, remote: str, *, branch_ref: str, pushed
                        "stopped before measuring the change again on top of it")
         files[item_path("attempts", numbers[old], ".json")] = repo.store_blob(attempt.to_json().encode())
     for old, path in our_diffs.items():
+        if old in dropped:
+            continue
         files[item_path("diffs", numbers.get(old, old), ".patch")] = local_entries[path]
     taken_notes = set(_numbered(list(theirs_entries), "notes"))
     note = max(taken_notes, default=-1) + 1
@@ -160,6 +194,6 @@ def rebase_record(repo: Git, local: str, remote: str, *, branch_ref: str, pushed
             repo.run("update-index", "--add", *cacheinfo, env=env)
         tree = repo.run("write-tree", env=env)
     commit = repo.run("commit-tree", tree, "-p", remote, "-m",
-                      f"{len(our_attempts)} attempts and {note - max(taken_notes, default=-1) - 1} notes on top of "
+                      f"{len(numbers)} attempts and {note - max(taken_notes, default=-1) - 1} notes on top of "
                       "what other runners pushed meanwhile", env=identity_env())
-    return Rebased(commit, changed, shas, len(_numbered(theirs_added, "attempts")))
+    return Rebased(commit, changed, shas, len(_numbered(theirs_added, "attempts")), dropped)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import TypeVar
 
 from . import names, runners
 from .errors import ArlError, PushRejectedError, RecordError
@@ -14,6 +15,7 @@ _TOO_LARGE = re.compile(r"File (.+?) is ([\d.]+ [KMG]B); this exceeds GitHub's f
 _NO_PERMISSION = ("Permission to", "permission denied", "returned error: 403", "403 Forbidden",
                   "Authentication failed", "could not read Username", "Write access to repository not granted")
 _PROTECTED = ("GH006", "protected branch hook declined")
+K = TypeVar("K", int, str)  # what _chain maps: attempt numbers, commit shas
 PUSH_TRIES = 8  # rejected pushes in a row before giving up; each takes in what the others pushed first
 _NON_FAST_FORWARD = ("non-fast-forward", "fetch first", "Updates were rejected because", "stale info",
                      "atomic push failed",
@@ -65,6 +67,7 @@ class Remote:
         self.renumbered: dict[int, int] = {}  # our unpushed attempts, old number -> new
         self.rewritten: dict[str, str] = {}  # our unpushed keeps, old commit -> the same with the new number
         self.taken_in = 0  # attempts other runners recorded, now in our record too
+        self.dropped: dict[int, runners.Dropped] = {}  # our unpushed baselines theirs already held, by number
 
     def pull(self) -> None:
         """Fetch branch and record; fast-forward ours, or say why we cannot."""
@@ -75,7 +78,7 @@ class Remote:
             )
         self.repo.fetch(self.name, [f"+{self.branch_ref}:{self.tracking_branch}",
                                     f"+{self.record_ref}:{self.tracking_record}"])
-        self.renumbered, self.rewritten, self.taken_in = {}, {}, 0
+        self.renumbered, self.rewritten, self.taken_in, self.dropped = {}, {}, 0, {}
         ours, theirs = self.repo.rev(self.branch_ref), self.repo.rev(self.tracking_branch)
         lost: frozenset[str] = frozenset()
         if ours and theirs and not self.repo.is_ancestor(theirs, ours) and not self.repo.is_ancestor(ours, theirs) \
@@ -110,7 +113,7 @@ class Remote:
         head another runner has moved since raises StaleKeep: it must be measured again. Returns whether
         the branch took in commits from elsewhere.
         """
-        self.renumbered, self.rewritten, self.taken_in = {}, {}, 0
+        self.renumbered, self.rewritten, self.taken_in, self.dropped = {}, {}, 0, {}
         moved = False
         last = ""
         for _ in range(PUSH_TRIES):
@@ -179,6 +182,22 @@ class Remote:
         rebased = runners.rebase_record(self.repo, local, remote, branch_ref=self.branch_ref,
                                         pushed_branch=self.repo.rev(self.tracking_branch), unpublished=unpublished)
         self.repo.move_ref(self.record_ref, rebased.commit, local)
-        self.renumbered.update(rebased.numbers)
-        self.rewritten.update(rebased.shas)
+        # A push refused twice renumbers twice: the maps say where each attempt and keep was when the push
+        # began, so the journal finds them (our 0 became 1, then 2: 0 -> 2, not 0 -> 1 -> someone else's).
+        dropped = {self._original(ours): theirs for ours, theirs in rebased.dropped.items()}
+        self.renumbered = {old: new for old, new in _chain(self.renumbered, rebased.numbers).items()
+                           if old not in dropped}
+        self.rewritten = _chain(self.rewritten, rebased.shas)
+        self.dropped.update(dropped)
         self.taken_in += rebased.taken_in
+
+    def _original(self, number: int) -> int:
+        """The number an attempt of ours had when the push began, given the one it has now."""
+        return next((old for old, new in self.renumbered.items() if new == number), number)
+
+
+def _chain(first: dict[K, K], then: dict[K, K]) -> dict[K, K]:
+    """first, then then, as one map from what was there before first to what is there after then."""
+    chained = {old: then.get(new, new) for old, new in first.items()}
+    chained.update({old: new for old, new in then.items() if old not in first.values()})
+    return {old: new for old, new in chained.items() if old != new}

@@ -5,15 +5,17 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import textwrap
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from arl_bot import config
+from arl_bot import config, names
 from arl_bot.errors import ArlError
 from arl_bot.git import Git
 from arl_bot.github import notes
@@ -266,3 +268,243 @@ def test_a_revert_that_loses_the_push_to_another_runner_s_keep_records_nothing(
     assert not [a for a in after.attempts if a.mode == "revert"]  # nothing of the revert recorded
     assert lab.repo.rev("refs/heads/autoresearch/demo") == theirs  # the other runner's keep is the branch
     assert Lab(lab.remote).git("rev-parse", "autoresearch/demo") == theirs
+
+
+# The first evaluation in each clone waits until every runner has arrived at its own (a barrier across
+# clones): both runners have then found no record and measure a baseline, so their baselines really race.
+EVAL_BARRIER = textwrap.dedent("""\
+    import hashlib, os, time
+    from pathlib import Path
+    shared = Path({shared!r})
+    (shared / ("arrived-" + hashlib.sha1(os.getcwd().encode()).hexdigest()[:12])).touch()
+    deadline = time.monotonic() + 120
+    while len(list(shared.glob("arrived-*"))) < {runners} and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if len(list(shared.glob("arrived-*"))) < {runners}:
+        (shared / "barrier-timed-out").touch()
+    a, b, c = (float(Path(f"model/{{name}}.txt").read_text()) for name in "abc")
+    print(f"score: {{10 - a - b - c}}")
+    """)
+
+
+def new_loop_lab(tmp_path: Path, jobs: list[str], clones: int) -> tuple[Lab, list[Path], Path]:
+    """A loop that has never run (no record, no branch on the remote), and `clones` fresh clones of it."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "jobs.txt").write_text("\n".join(jobs) + "\n")
+    text = value_config(budget="{experiments: 50}", agent=f'{{kind: command, command: "{PY} agent.py", timeout: 120}}')
+    lab = make_lab(tmp_path, ["1"], config_text=text, remote=True, files={
+        "model/a.txt": "0\n", "model/b.txt": "0\n", "model/c.txt": "0\n",
+        "eval/run.py": EVAL_BARRIER.format(shared=str(shared), runners=clones),
+        "agent.py": AGENT_JOBS.format(shared=str(shared))})
+    roots = []
+    for index in range(clones):
+        root = tmp_path / f"runner-{index}"
+        git(tmp_path, "clone", "--quiet", str(lab.remote), str(root))
+        roots.append(root)
+    return lab, roots, shared
+
+
+def test_two_runners_starting_a_new_loop_together_record_one_baseline(tmp_path: Path) -> None:
+    jobs = ["a=1", "b=1", "c=1", "a=2", "b=2", "c=2"]
+    lab, roots, shared = new_loop_lab(tmp_path, jobs, clones=2)
+    procs = [subprocess.Popen([*ARL, "run", "--experiments", "3", "--progress", "plain"], cwd=root,
+                              stderr=subprocess.PIPE, text=True) for root in roots]
+    errors = [proc.communicate(timeout=300)[1] for proc in procs]
+    assert [proc.returncode for proc in procs] == [0, 0], "\n\n".join(errors)
+    assert not (shared / "barrier-timed-out").exists()  # both measured a baseline: they really raced
+    assert lab.remote is not None
+    record = final_record(tmp_path, lab.remote)
+    check_shared_record(tmp_path, lab, record)
+    assert [a.status for a in record.attempts].count("baseline") == 1  # theirs, not a second one renumbered
+    assert record.attempts[0].status == "baseline" and record.attempts[0].sha == lab.git("rev-parse", "main")
+    experiments = record.attempts[1:]
+    assert len(experiments) == 6 and len(list(shared.glob("ticket-*"))) == 6  # none lost, none twice
+    assert sorted(a.description.split(":")[0] for a in experiments) == sorted(f"ticket {n}" for n in range(1, 7))
+    # The loser says what became of its measurement; each runner ran its three experiments.
+    said = [e for e in errors if "another runner recorded the baseline of" in e]
+    assert len(said) == 1, "\n\n".join(errors)
+    assert "this run measured 10.0 and does not record it a second time; experiments go on from theirs" in said[0]
+    assert all("3 attempts this run" in e for e in said) and all("attempts this run" in e for e in errors)
+    runs = {a.run_id for a in experiments}
+    assert len(runs) == 2 and all(sum(a.run_id == run for a in experiments) == 3 for run in runs)
+
+
+# An agent that writes $ARL_TEST_VALUE: each runner (or each run) of a test chooses its own change.
+AGENT_ENV = textwrap.dedent("""\
+    import os
+    from pathlib import Path
+    value = os.environ["ARL_TEST_VALUE"]
+    Path("model/value.txt").write_text(value + "\\n")
+    Path(os.environ["AUTORESEARCH_DESCRIPTION_FILE"]).write_text(f"set value to {value}\\n")
+    """)
+
+
+def refs_of(remote: Path) -> tuple[str, str]:
+    """(research branch, record) on the remote."""
+    return (Lab(remote).git("rev-parse", "refs/heads/autoresearch/demo"),
+            Lab(remote).git("rev-parse", "refs/autoresearch/demo/record"))
+
+
+def others_push_first(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, remote: Path,
+                      states: list[tuple[str, str]]) -> None:
+    """Before each of this process's next pushes of the loop, the remote moves to the next state (branch,
+    record) another runner reached: every one of those pushes is refused, the last one's retry lands."""
+    bindir = tmp_path / "race-bin"
+    bindir.mkdir()
+    steps = tmp_path / "race-steps"
+    steps.mkdir()
+    for index, (branch, record) in enumerate(states):
+        (steps / f"{index}").write_text(f"{branch} {record}\n")
+    real = shutil.which("git")
+    (bindir / "git").write_text(textwrap.dedent(f"""\
+        #!/bin/sh
+        case "$*" in
+          *" push "*autoresearch/demo*)
+            next=$(ls {steps} | sort -n | head -n 1)
+            if [ -n "$next" ]; then
+              read branch record < {steps}/$next
+              rm {steps}/$next
+              {real} --git-dir={remote} update-ref refs/heads/autoresearch/demo $branch
+              {real} --git-dir={remote} update-ref refs/autoresearch/demo/record $record
+            fi;;
+        esac
+        exec {real} "$@"
+        """))
+    (bindir / "git").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
+
+
+def other_runner_states(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, lab: Lab,
+                        values: list[str]) -> list[tuple[str, str]]:
+    """What the remote holds after each of another runner's experiments (one value each); then the remote
+    is put back where it was, so those states land while this runner pushes (others_push_first)."""
+    assert lab.remote is not None
+    before = refs_of(lab.remote)
+    other = tmp_path / "other"
+    git(tmp_path, "clone", "--quiet", str(lab.remote), str(other))
+    states = []
+    for value in values:
+        monkeypatch.setenv("ARL_TEST_VALUE", value)
+        Session(Git(other), lab.config(), lab.loop(), RunOptions(experiments=1, run_id="theirs")).run()
+        states.append(refs_of(lab.remote))
+    for ref, sha in zip(("refs/heads/autoresearch/demo", "refs/autoresearch/demo/record"), before, strict=True):
+        Lab(lab.remote).git("update-ref", ref, sha)
+    return states
+
+
+def env_lab(tmp_path: Path) -> Lab:
+    """A value lab whose agent writes $ARL_TEST_VALUE, its baseline (10) on the remote."""
+    text = value_config(agent=f'{{kind: command, command: "{PY} agent.py", timeout: 30, pass_env: [ARL_TEST_VALUE]}}')
+    lab = make_lab(tmp_path, ["1"], config_text=text, remote=True, files={"agent.py": AGENT_ENV})
+    Session(lab.repo, lab.config(), lab.loop(), RunOptions(experiments=0)).run()
+    return lab
+
+
+def test_an_attempt_renumbered_by_two_refused_pushes_is_found_under_its_last_number(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    lab = env_lab(tmp_path)
+    assert lab.remote is not None
+    # Another runner records two discards, each landing just before one of our keep's pushes: ours is
+    # renumbered 1 -> 2, then 2 -> 3 (once the journal took experiment 2, theirs, for ours).
+    states = other_runner_states(tmp_path, monkeypatch, lab, ["12", "13"])
+    others_push_first(tmp_path, monkeypatch, lab.remote, states)
+    monkeypatch.setenv("ARL_TEST_VALUE", "7")
+    summary = Session(lab.repo, lab.config(), lab.loop(), RunOptions(experiments=1, run_id="ours")).run()
+    ours = summary.attempts[-1]
+    assert (ours.experiment, ours.status, ours.run_id, ours.description) == (3, "keep", "ours", "set value to 7")
+    record = final_record(tmp_path, lab.remote)
+    assert [(a.experiment, a.status, a.run_id) for a in record.attempts[1:]] == [
+        (1, "discard", "theirs"), (2, "discard", "theirs"), (3, "keep", "ours")]
+    assert Lab(lab.remote).git("log", "-1", "--format=%(trailers:key=Autoresearch-Experiment,valueonly)",
+                               "autoresearch/demo") == "3"
+
+
+def test_a_keep_renumbered_then_beaten_by_another_runner_s_keep_is_measured_again(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    lab = env_lab(tmp_path)
+    assert lab.remote is not None
+    # Our keep's first push loses to their discard (ours renumbered: a new commit for the new trailer), its
+    # second to their keep: the keep, under its new commit, comes off the branch and is measured again.
+    states = other_runner_states(tmp_path, monkeypatch, lab, ["12", "5"])
+    others_push_first(tmp_path, monkeypatch, lab.remote, states)
+    monkeypatch.setenv("ARL_TEST_VALUE", "7")
+    summary = Session(lab.repo, lab.config(), lab.loop(), RunOptions(experiments=1, run_id="ours")).run()
+    record = final_record(tmp_path, lab.remote)
+    assert [(a.experiment, a.status, a.run_id) for a in record.attempts[1:]] == [
+        (1, "discard", "theirs"), (2, "keep", "theirs"), (3, "discard", "ours")]
+    ours = record.attempts[3]
+    assert "stale best: experiment 2" in ours.reason and summary.attempts[-1].experiment == 3
+    assert Lab(lab.remote).git("rev-parse", "autoresearch/demo") == record.attempts[2].sha == \
+        lab.repo.rev("refs/heads/autoresearch/demo")
+
+
+def test_a_runner_whose_new_loop_lost_the_race_goes_on_from_the_winner_s_baseline_and_keeps(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    text = value_config(agent=f'{{kind: command, command: "{PY} agent.py", timeout: 30, pass_env: [ARL_TEST_VALUE]}}')
+    lab = make_lab(tmp_path, ["1"], config_text=text, remote=True, files={"agent.py": AGENT_ENV})
+    assert lab.remote is not None
+    # The other runner started the loop at the same moment, measured its baseline and kept 5 before our
+    # baseline's push: theirs reaches the remote first, on a record ours has no commit in common with.
+    other = tmp_path / "other"
+    git(tmp_path, "clone", "--quiet", str(lab.remote), str(other))
+    monkeypatch.setenv("ARL_TEST_VALUE", "5")
+    Session(Git(other), lab.config(), lab.loop(), RunOptions(experiments=1, run_id="theirs")).run()
+    states = [refs_of(lab.remote)]
+    Lab(lab.remote).git("update-ref", "-d", "refs/heads/autoresearch/demo")
+    Lab(lab.remote).git("update-ref", "-d", "refs/autoresearch/demo/record")
+    others_push_first(tmp_path, monkeypatch, lab.remote, states)
+    monkeypatch.setenv("ARL_TEST_VALUE", "7")
+    session = Session(lab.repo, lab.config(), lab.loop(), RunOptions(experiments=1, run_id="ours"))
+    summary = session.run()
+    record = final_record(tmp_path, lab.remote)
+    assert [(a.experiment, a.status, a.run_id) for a in record.attempts] == [
+        (0, "baseline", "theirs"), (1, "keep", "theirs"), (2, "discard", "ours")]  # one baseline: theirs
+    assert [a.run_id for a in summary.attempts] == ["ours"]  # theirs is not counted as this run's
+    assert "set value to 7" in record.attempts[2].description and record.attempts[2].parent == record.attempts[1].sha
+    assert any("another runner recorded the baseline of" in w and "this run measured 10.0" in w
+               for w in session.warnings), session.warnings
+    assert any("took in experiment 1, kept by another runner" in w for w in session.warnings), session.warnings
+    assert [n.kind for n in record.notes] == ["run_start", "run_end", "run_start", "run_end"]  # ours kept too
+
+
+@pytest.mark.unit
+def test_run_ids_made_in_the_same_second_differ_and_sort_by_their_start() -> None:
+    second = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)
+    ids = [names.run_id(second) for _ in range(1000)]  # every runner of a `runners: N` matrix starting at once
+    assert len(set(ids)) == 1000
+    assert all(re.fullmatch(r"20260102T030405Z-[0-9a-f]{6}", i) for i in ids), ids[:3]
+    later = [names.run_id(second + timedelta(seconds=1)) for _ in range(100)]
+    assert max(ids) < min(later)  # sorted as text, they are in order of their start
+    assert datetime.strptime(names.run_id().split("-")[0], names.RUN_ID).replace(tzinfo=UTC) <= datetime.now(UTC)
+
+
+def test_a_baseline_never_pushed_is_dropped_on_the_next_start_when_another_runner_s_holds_the_same_commit(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    lab = make_lab(tmp_path, ["8"], remote=True)
+    assert lab.remote is not None
+    bindir = tmp_path / "down-bin"
+    bindir.mkdir()
+    (bindir / "git").write_text(textwrap.dedent(f"""\
+        #!/bin/sh
+        case "$*" in
+          *" push "*) echo "fatal: unable to access 'origin': Could not resolve host" >&2; exit 128;;
+        esac
+        exec {shutil.which("git")} "$@"
+        """))
+    (bindir / "git").chmod(0o755)
+    with monkeypatch.context() as offline:  # the remote is out of reach: the baseline stays in this clone
+        offline.setenv("PATH", f"{bindir}:{os.environ['PATH']}")
+        with pytest.raises(ArlError):
+            Session(lab.repo, lab.config(), lab.loop(), RunOptions(experiments=0, run_id="ours")).run()
+    mine = RecordStore(lab.repo, "demo").load()
+    assert mine is not None and [a.status for a in mine.attempts] == ["baseline"]
+    other = tmp_path / "other"
+    git(tmp_path, "clone", "--quiet", str(lab.remote), str(other))
+    Session(Git(other), lab.config(), lab.loop(), RunOptions(experiments=0, run_id="theirs")).run()
+    session = Session(lab.repo, lab.config(), lab.loop(), RunOptions(experiments=1, run_id="ours-again"))
+    session.run()
+    record = final_record(tmp_path, lab.remote)
+    assert [(a.status, a.run_id) for a in record.attempts] == [("baseline", "theirs"), ("keep", "ours-again")]
+    assert any("the baseline this clone recorded as experiment 0 (10.0) never reached origin" in w and
+               "theirs stands" in w for w in session.warnings), session.warnings
