@@ -1,8 +1,9 @@
 """What the bubblewrap sandbox adds to one phase: `true` run directly vs under an evaluation's policy.
 
 Usage: python -m benchmarks.sandbox_phase [--runs 40]
-Four ways take turns (so the shared machine's drift hits them alike): process.run directly, bwrap alone (the
-same argv the sandbox builds, without its set-up), and BubblewrapSandbox.run with and without cgroups. Prints
+Five ways take turns (so the shared machine's drift hits them alike): process.run directly, bwrap alone (the
+same argv the sandbox builds, without its set-up), and BubblewrapSandbox.run with the default limits (a process
+limit: a pids cgroup where the bot may make one), with a memory limit too (cgroups), and with rlimits. Prints
 median and range in ms, the sandbox's cost over process.run, and the bot's own CPU time per phase (steadier
 than the wall clock on a busy machine); writes benchmarks/results/sandbox_phase.json.
 """
@@ -43,11 +44,13 @@ def main() -> None:
         # A typical evaluation: the default process limit (4096) and a memory limit, so cgroups get work.
         settings = SandboxSettings(evaluation=PhaseSandbox(memory_mb=2048))
         with_cgroups, without = BubblewrapSandbox(settings), BubblewrapSandbox(settings, cgroups=False)
+        default = BubblewrapSandbox()  # the default limits: 4096 processes (a pids cgroup), no memory limit
         policy = phase_policy.evaluation_policy(tree, scratch, {"AUTORESEARCH_SEED": "1"})
         plain_argv = [bwrap, *bwrap_args(with_cgroups.resolve(policy), tree), "--", "true"]
         ways: dict[str, Callable[[], process.ProcessResult]] = {
             "process.run": lambda: process.run(["true"], cwd=tree, env=policy.env, timeout=60),
             "bwrap alone": lambda: process.run(plain_argv, cwd=tree, env=policy.env, timeout=60),
+            "sandbox, default": lambda: default.run(["true"], cwd=tree, policy=policy, timeout=60),
             "sandbox, cgroups": lambda: with_cgroups.run(["true"], cwd=tree, policy=policy, timeout=60),
             "sandbox, rlimits": lambda: without.run(["true"], cwd=tree, policy=policy, timeout=60),
         }
@@ -62,7 +65,7 @@ def main() -> None:
                 times[name].append((time.perf_counter() - start) * 1000)
                 cpu[name].append((time.process_time() - start_cpu) * 1000)
                 assert result.ok, result.stderr
-        enforced = with_cgroups.last_enforced
+        enforced = {"default": default.last_enforced, "cgroups": with_cgroups.last_enforced}
     base = statistics.median(times["process.run"])
     rows = []
     print(f"{'way':<18}  {'median ms':>10}  {'min–max ms':>14}  {'over process.run':>16}  {'bot CPU ms':>10}")
@@ -73,7 +76,8 @@ def main() -> None:
         rows.append(row)
         print(f"{name:<18}  {row['median_ms']:>10.1f}  {row['min_ms']:>6.1f}–{row['max_ms']:<7.1f}  "
               f"{row['over_process_run_ms']:>+16.1f}  {row['bot_cpu_ms']:>10.2f}")
-    print(f"limits with cgroups: {enforced}")
+    for name, how in enforced.items():
+        print(f"limits, {name}: {how}")
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "sandbox_phase.json").write_text(json.dumps({"rows": rows, "enforced": enforced}, indent=2))
 

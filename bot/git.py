@@ -27,6 +27,7 @@ from .gitsafe import (
     SAFE_ENV,
     SECRET_NAME,
     config_env,
+    config_stamp,
     locate_env,
     network_config,
     network_timeout,
@@ -79,13 +80,15 @@ class Git:
         self.root, self.common_dir = _locate(Path(path), search_parents)
         self._loose: Any = None  # gitdb's LooseObjectDB, made when the first object is written
         self._config: list[tuple[str, str, str]] | None = None  # (scope, key, value), read when first needed
+        self._config_stamp: tuple[object, ...] = ()  # the config files' stat when _config was read
         self._attributes_in_tree = True  # until hazards() has looked: whether a `.gitattributes` is in the tree
         self._gitlinks: dict[str, list[str]] = {}
         self._cat: subprocess.Popen[bytes] | None = None
         self._cat_lock = threading.Lock()
 
     # -- plumbing -------------------------------------------------------------------------------
-    def run(self, *args: str, env: dict[str, str] | None = None, strip: bool = True) -> str:
+    def run(self, *args: str, env: dict[str, str] | None = None, strip: bool = True,
+            stdin: bytes | None = None) -> str:
         """Run a git subcommand here and return its stdout; raise GitError with git's words.
 
         env adds variables (GIT_INDEX_FILE, an identity); ones equal to ours are ignored, so passing
@@ -95,7 +98,10 @@ class Git:
         argv, full_env = self.command(list(args), env)
         if network:
             return self._run_network(argv, full_env, args, strip)
-        done = subprocess.run(argv, cwd=self.root, env=full_env, stdin=subprocess.DEVNULL, capture_output=True)
+        if stdin is None:
+            done = subprocess.run(argv, cwd=self.root, env=full_env, stdin=subprocess.DEVNULL, capture_output=True)
+        else:
+            done = subprocess.run(argv, cwd=self.root, env=full_env, input=stdin, capture_output=True)
         if done.returncode != 0:
             raise GitError(" ".join(args[:3]), done.stderr.decode("utf-8", "replace").strip())
         return _text(done.stdout, strip)
@@ -135,6 +141,7 @@ class Git:
     def _listing(self) -> list[tuple[str, str, str]]:
         """Every config entry git sees here, with its scope (reading config runs nothing)."""
         if self._config is None:
+            self._config_stamp = config_stamp(self.root, self.common_dir)  # before: a change while we read
             out = subprocess.run(["git", "--no-pager", "config", "--list", "--show-scope", "-z"], cwd=self.root,
                                  env={k: v for k, v in os.environ.items() if not SECRET_NAME.search(k)},
                                  stdin=subprocess.DEVNULL, capture_output=True).stdout
@@ -313,7 +320,11 @@ class Git:
     # -- the research worktree -------------------------------------------------------------------
     def stage_all(self) -> None:
         """Stage every change, untracked files included (ignored files stay out). Check hazards() first."""
-        self._config = None  # read the config again: this is the first git command after an agent ran
+        # The first git command after an agent ran: read the config again if the agent could have changed it
+        # (with `sandbox: none`; the sandboxes hide the git directory). Its files' stat says so without a process.
+        if self._config is not None and (self._includes() or
+                                         config_stamp(self.root, self.common_dir) != self._config_stamp):
+            self._config = None
         self.run("add", "--all", "--", ".")
         # A `.gitattributes` the agent writes can still make `git add` convert (`text`/`eol` line endings,
         # `ident`, `working-tree-encoding`): write the staged files back as a checkout of the commit will
@@ -327,6 +338,10 @@ class Git:
             (self.root / path).unlink(missing_ok=True)
         for i in range(0, len(paths), 500):  # a bounded command line
             self.run("checkout-index", "--index", "--", *paths[i : i + 500])
+
+    def _includes(self) -> bool:
+        """Whether the config includes other files (their places and conditions are git's to work out)."""
+        return any(key.lower().startswith(("include.", "includeif.")) for _, key, _ in self._listing())
 
     def _may_convert(self) -> bool:
         """Whether `git add` could change bytes here: attributes anywhere, or line-ending config."""
@@ -374,6 +389,12 @@ class Git:
     def move_ref(self, ref: str, new: str, old: str | None) -> None:
         """Point ref at new only if it still points at old (None: only if it does not exist)."""
         self.run("update-ref", ref, new, old or ZERO_SHA)
+
+    def set_refs(self, targets: dict[str, str]) -> None:
+        """Point each ref at its SHA, unconditionally, in one git process; refs already there are left alone."""
+        moves = [f"update {ref}\0{sha}\0\0" for ref, sha in targets.items() if self.rev(ref) != sha]
+        if moves:
+            self.run("update-ref", "--stdin", "-z", stdin="".join(moves).encode())
 
     def changed_between(self, old: str, new: str) -> list[str]:
         """Paths that differ between two commits."""

@@ -13,11 +13,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 TAIL_BYTES = 8_000  # how much of a log the record keeps
 STDOUT_BYTES = 1_000_000  # how much stdout is kept for metric parsing
 KILL_GRACE_S = 0.8  # between SIGTERM and SIGKILL: a timed-out phase has nothing worth saving
 PR_SET_PDEATHSIG = 1  # prctl option: signal the child when its parent dies
+PR_SET_CHILD_SUBREAPER = 36  # prctl option: orphaned descendants become this process's children
 DRAIN_S = 1.0  # after the group is killed, how long to wait for a pipe a process outside it still holds
 PIPE_READ = 1 << 16  # bytes per read from (or write to) a child's pipe
 WATCH_S = 0.1  # how often run's watch is offered a look while the child runs
@@ -25,6 +27,65 @@ WATCH_S = 0.1  # how often run's watch is offered a look while the child runs
 # Called with the process-group id of every child started here, so that a run killed by SIGKILL can
 # find the groups it left behind and end them on its next start (see loop.Session._recover).
 spawn_hooks: list[Callable[[int], None]] = []
+
+
+class Spawner(Protocol):
+    """Runs the Popen that forks a child on a thread of its choice (the child is born in that thread's cgroups)."""
+
+    def __call__(self, make: Callable[[], subprocess.Popen[bytes]]) -> subprocess.Popen[bytes]: ...
+
+
+_reaper = {"set": False}
+
+
+def _become_reaper() -> None:
+    """Orphans of our children's children come to us, not to PID 1, and we reap them (reap_adopted).
+
+    bwrap's outer process exits without waiting for the sandbox's init; a PID 1 that never reaps (many
+    containers run an application as PID 1) would keep each as a zombie: a pid and a pids-cgroup count,
+    one per sandboxed phase, until pid_max (often 32768) runs out overnight.
+    """
+    if not _reaper["set"]:
+        _reaper["set"] = True
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1)
+
+
+def reap_adopted() -> None:
+    """Reap the zombies among our children that we never started ourselves.
+
+    Never a child we started: its Popen must get its status (a child reaped behind its back reads as exit 0).
+    We start none in a pid namespace of its own, nor one in a session that it does not lead and that is not ours
+    (subprocess.run's share our session; run's lead their own). A sandbox's init (pid 1 of its namespace) and the
+    orphans of a child's session are such.
+    """
+    own_session = os.getsid(0)
+    me = str(os.getpid())
+    for pid in _children():
+        try:
+            with open(f"/proc/{pid}/status", encoding="ascii", errors="replace") as status:
+                fields = dict(line.split(":", 1) for line in status.read().splitlines() if ":" in line)
+            session = os.getsid(pid)
+        except OSError:
+            continue
+        zombie = fields.get("State", "").split()[:1] == ["Z"] and fields.get("PPid", "").strip() == me
+        nested = len(fields.get("NSpid", "").split()) > 1
+        if zombie and (nested or session not in (own_session, pid)):
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)
+
+
+def _children() -> list[int]:
+    """Our child processes, from each thread's /proc children list (Linux >= 3.5 with CONFIG_PROC_CHILDREN)."""
+    found: list[int] = []
+    try:
+        tasks = os.listdir("/proc/self/task")
+    except OSError:
+        return found
+    for task in tasks:
+        with contextlib.suppress(OSError, ValueError), open(f"/proc/self/task/{task}/children", "rb") as listing:
+            found += [int(pid) for pid in listing.read().split()]
+    return found
 
 
 def _die_with_parent() -> None:
@@ -127,6 +188,7 @@ def run(
     stdin: str | None = None,
     watch: Callable[[], bool] | None = None,
     child_setup: Callable[[], None] | None = None,
+    spawn_on: Spawner | None = None,
 ) -> ProcessResult:
     """Run argv to completion or timeout; the whole process group is gone when this returns.
 
@@ -134,15 +196,21 @@ def run(
     TAIL_BYTES (stderr) are kept: a child that prints gigabytes costs the bot neither memory nor disk.
     watch, called every WATCH_S or so while the child runs, ends the run early by returning True (the
     caller knows why; the result then has the status of the killed child). child_setup runs in the child
-    between fork and exec (the sandbox joins its cgroups and sets rlimits there).
+    between fork and exec (the sandbox joins its cgroups and sets rlimits there); spawn_on, when given, forks
+    it from a thread of the sandbox's (bot/sandbox/cells.py).
     """
     start = time.monotonic()
-    proc = subprocess.Popen(
-        argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
-        start_new_session=True,  # own process group: a timeout or Ctrl-C kills every child too
-        preexec_fn=_die_with_parent if child_setup is None else functools.partial(_start_child, child_setup),
-    )
+    _become_reaper()
+
+    def fork() -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            argv, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+            start_new_session=True,  # own process group: a timeout or Ctrl-C kills every child too
+            preexec_fn=_die_with_parent if child_setup is None else functools.partial(_start_child, child_setup),
+        )
+
+    proc = fork() if spawn_on is None else spawn_on(fork)
     for hook in spawn_hooks:
         hook(proc.pid)
     out, err = _Tail(STDOUT_BYTES), _Tail(TAIL_BYTES)
@@ -154,6 +222,7 @@ def run(
         # Also after a clean exit: a child left running in the background must not outlive the phase.
         kill_group(proc.pid, proc)
         proc.wait()
+        reap_adopted()
         pump.drain(time.monotonic() + DRAIN_S)  # what was written before the end; a leaked writer gets DRAIN_S
         pump.close()
     return ProcessResult(

@@ -138,11 +138,9 @@ class Remote:
                       "run again to sync, nothing kept is lost (it is in this clone's branch and record)") if raced
                 else "git's words above say why; nothing kept is lost (it is in this clone's branch and record)",
             )
-        for ours, tracking in ((self.branch_ref, self.tracking_branch),
-                               (self.record_ref, self.tracking_record)):
-            sha = self.repo.rev(ours)
-            if sha:
-                self.repo.run("update-ref", tracking, sha)
+        pushed = {tracking: self.repo.rev(ours) for ours, tracking in ((self.branch_ref, self.tracking_branch),
+                                                                       (self.record_ref, self.tracking_record))}
+        self.repo.set_refs({tracking: sha for tracking, sha in pushed.items() if sha})
         return moved
 
     def _take_in_branch(self) -> bool:

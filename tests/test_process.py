@@ -77,3 +77,15 @@ def test_a_finished_child_never_closes_a_descriptor_twice(tmp_path: Path) -> Non
     for fd in opened:
         os.write(fd, b"still mine")  # EBADF when run() closed this number a second time
         os.close(fd)
+
+
+def test_reaping_adopted_orphans_never_takes_a_status_from_a_child_we_started(tmp_path: Path) -> None:
+    # The bot reaps what bwrap and other children leave to it; a git command of ours that failed must still
+    # read as failed (a child reaped behind its Popen's back reads as exit 0).
+    ours = subprocess.Popen(["/bin/sh", "-c", "exit 7"])  # in our session, like every git command
+    leader = subprocess.Popen(["/bin/sh", "-c", "exit 9"], start_new_session=True)  # like process.run's
+    for child in (ours, leader):
+        while Path(f"/proc/{child.pid}/stat").read_text().rsplit(")", 1)[-1].split()[0] != "Z":
+            pass  # until it has exited and waits for us as a zombie
+    process.reap_adopted()
+    assert (ours.wait(), leader.wait()) == (7, 9)

@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from arl_bot import policy as phase_policy
+from arl_bot import process
 from arl_bot.config import PhaseSandbox, SandboxSettings
 from arl_bot.record import Attempt
 from arl_bot.sandbox.bubblewrap import BubblewrapSandbox
@@ -306,3 +308,38 @@ def test_a_killed_bot_leaves_no_sandboxed_process_behind(tmp_path: Path) -> None
         bot.wait()
         for pid in marker_processes(marker):
             os.kill(pid, signal.SIGKILL)
+
+
+def test_a_sandbox_s_init_is_reaped_even_where_pid_1_never_reaps(tmp_path: Path) -> None:
+    # bwrap's outer process exits without waiting for the sandbox's init. Where PID 1 never reaps (an
+    # application as PID 1 in a container), each phase used to leave it a zombie: a pid, until pid_max ran out.
+    tree, scratch = tmp_path / "tree", tmp_path / "scratch"
+    tree.mkdir()
+    scratch.mkdir()
+    inits: list[int] = []
+
+    def find_init(outer: int) -> None:  # while the phase runs: the outer bwrap's child is the sandbox's init
+        def look() -> None:
+            for _ in range(200):
+                try:
+                    children = Path(f"/proc/{outer}/task/{outer}/children").read_text().split()
+                except OSError:
+                    return
+                if children:
+                    inits.append(int(children[0]))
+                    return
+                time.sleep(0.005)
+        threading.Thread(target=look, daemon=True).start()
+
+    process.spawn_hooks.append(find_init)
+    try:
+        sandbox = BubblewrapSandbox()
+        policy = phase_policy.evaluation_policy(tree, scratch, {})
+        for _ in range(3):
+            assert sandbox.run(["sleep", "0.3"], cwd=tree, policy=policy, timeout=30).ok
+    finally:
+        process.spawn_hooks.remove(find_init)
+    assert len(inits) == 3, inits
+    time.sleep(0.2)  # PID 1, were it the parent, has had its chance too
+    left = [pid for pid in inits if Path(f"/proc/{pid}").exists()]
+    assert not left, [(pid, Path(f"/proc/{pid}/stat").read_text()) for pid in left]

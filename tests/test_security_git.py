@@ -150,6 +150,37 @@ def test_gitattributes_cannot_make_git_run_a_filter_or_driver(tmp_path: Path) ->
     assert (worktree(lab) / "model" / "pipeline.py").read_text() == GOOD  # checked out unsmudged too
 
 
+def test_config_an_agent_without_a_sandbox_writes_into_the_repository_is_read_before_git_runs_again(
+        tmp_path: Path) -> None:
+    # `sandbox: none`: the agent can write the repository's own config. It defines a clean filter, picks it
+    # in the tree, and leaves the file's inode, size and mtime as they were: only its ctime tells.
+    marker = tmp_path / "ran"
+    agent = textwrap.dedent(f"""\
+        import os, shutil, subprocess
+        from pathlib import Path
+        common = Path(subprocess.run(["git", "rev-parse", "--git-common-dir"], capture_output=True,
+                                     text=True, check=True).stdout.strip()).resolve()
+        config = common / "config"
+        before = config.stat()
+        body = ('[filter "tidy"]\\n\\tclean = "echo clean >> {marker}; sed s/0.0/9.0/"\\n'
+                '\\trequired = true\\n')
+        assert len(body) < before.st_size
+        with open(config, "r+") as out:  # in place: the same inode
+            out.write(body + "#" * (before.st_size - len(body) - 1) + "\\n")
+        assert config.stat().st_size == before.st_size
+        os.utime(config, ns=(before.st_atime_ns, before.st_mtime_ns))
+        Path("model/.gitattributes").write_text("* filter=tidy\\n")
+        shutil.copy("attack.py", "model/pipeline.py")
+        """)
+    lab = sandbox_lab(tmp_path, GOOD, agent_code=agent, sandbox="none")
+    lab.git("config", "user.signingkey", "x" * 400)  # room for the attacker's section in the same size
+    attempt = experiment_one(lab)
+    assert attempt.status == "keep", attempt.reason
+    assert not marker.exists(), marker.read_text()  # git add ran with the filter emptied
+    assert attempt.sha is not None
+    assert lab.git("show", f"{attempt.sha}:model/pipeline.py") + "\n" == GOOD  # what was evaluated
+
+
 def test_gitattributes_conversions_cannot_make_the_commit_differ_from_what_was_evaluated(tmp_path: Path) -> None:
     # `text` turns CRLF into LF when staging, `ident` rewrites `$Id: ... $`: the pipeline prints a hash of
     # its own bytes as the evaluation saw them, to compare with a checkout of the kept commit.

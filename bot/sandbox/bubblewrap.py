@@ -53,7 +53,8 @@ class BubblewrapSandbox(Sandbox):
             # The host folders the phase may write, but the tree (the agent's work; git holds it anyway).
             guard = DiskGuard([p for p in policy.writable if p != cwd], tmpfs_bytes(policy.limits))
             result = process.run(command, cwd=cwd, env=_outer_env(policy), timeout=timeout, stdin=stdin,
-                                 watch=guard.over, child_setup=confinement.child_setup())
+                                 watch=guard.over, child_setup=confinement.child_setup(),
+                                 spawn_on=confinement.spawn_on())
             verdict = "; ".join(hit for hit in (confinement.verdict(), guard.reason) if hit)
         if verdict:
             result = replace(result, stderr=f"{result.stderr}\n{NOTE_PREFIX}{verdict}\n")

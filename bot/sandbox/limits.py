@@ -1,4 +1,8 @@
-"""Resource limits for one sandboxed run: a cgroup where the bot may make one, rlimits otherwise."""
+"""Resource limits for one sandboxed run: a cgroup where the bot may make one, rlimits otherwise.
+
+The process limit on cgroup v1 comes from a cell (bot/sandbox/cells.py): the child is forked by a thread
+that already lives in a pids cgroup, so it is born inside the limit without a move into it per phase.
+"""
 
 from __future__ import annotations
 
@@ -13,10 +17,12 @@ from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
+from ..process import Spawner
+from . import cells
 from .base import NOTE_PREFIX, Limits
 
 CGROUP_ROOT = Path("/sys/fs/cgroup")
-PREFIX = "arl-sandbox-"
+PREFIX = cells.PREFIX
 STALE_S = 300  # an empty cgroup this old belongs to no run starting right now
 CANNOT_CONFINE = 125  # the exit status of a phase whose cgroups or rlimits could not be applied
 WATCH_S = 0.1  # the shortest time between two looks at the writable folders' size
@@ -30,13 +36,15 @@ class Confinement:
     def __init__(self, limits: Limits, *, cgroups: bool = True) -> None:
         self.limits = limits
         self.use_cgroups = cgroups
-        self.groups: dict[str, Path] = {}  # controller -> this run's cgroup directory
+        self.groups: dict[str, Path] = {}  # controller -> this run's cgroup directory (the child joins it)
         self.version: dict[str, int] = {}
+        self.cell: cells.Cell | None = None  # the pids cgroup the child is born in (v1), instead of groups["pids"]
+        self._max_before = 0  # the cell's pids.events "max" count before this run: the cell outlives it
 
     def __enter__(self) -> Confinement:
         wanted = {"pids": self.limits.processes, "memory": self.limits.memory_mb}
         for controller, value in wanted.items():
-            if value is not None and self.use_cgroups:
+            if value is not None and self.use_cgroups and not (controller == "pids" and self._take_cell(value)):
                 self._make(controller, value)
         return self
 
@@ -46,14 +54,20 @@ class Confinement:
             _kill_all(group)
             with contextlib.suppress(OSError):
                 group.rmdir()
+        if self.cell is not None:
+            if _kill_all(self.cell.group, spare=os.getpid()) and self.cell.idle():
+                cells.give_back(self.cell)
+            else:  # something outlived the kill: never hand this cgroup's count to another phase
+                self.cell.close()
 
     @property
     def enforced(self) -> dict[str, str]:
         """Each limit that is set -> how it is enforced."""
         out: dict[str, str] = {}
         if self.limits.processes is not None:
-            out["processes"] = f"cgroup v{self.version['pids']} pids.max" if "pids" in self.groups else (
-                "RLIMIT_NPROC (per user; not enforced for root)")
+            out["processes"] = ("cgroup v1 pids.max" if self.cell is not None
+                                else f"cgroup v{self.version['pids']} pids.max" if "pids" in self.groups
+                                else "RLIMIT_NPROC (per user; not enforced for root)")
         if self.limits.memory_mb is not None:
             out["memory"] = (f"cgroup v{self.version['memory']} memory limit" if "memory" in self.groups
                              else "RLIMIT_AS (per process, address space)")
@@ -73,7 +87,7 @@ class Confinement:
             rlimits.append((resource.RLIMIT_CPU, self.limits.cpu_seconds))
         if self.limits.memory_mb is not None and "memory" not in self.groups:
             rlimits.append((resource.RLIMIT_AS, self.limits.memory_mb * 1024 * 1024))
-        if self.limits.processes is not None and "pids" not in self.groups:
+        if self.limits.processes is not None and "pids" not in self.groups and self.cell is None:
             rlimits.append((resource.RLIMIT_NPROC, self.limits.processes))
         procs = [os.fsencode(group / "cgroup.procs") for group in self.groups.values()]
 
@@ -94,6 +108,10 @@ class Confinement:
 
         return setup
 
+    def spawn_on(self) -> Spawner | None:
+        """Where the child must be forked (the cell's thread), or None: anywhere."""
+        return self.cell.spawn if self.cell is not None else None
+
     def verdict(self) -> str:
         """Which limit the run hit, in words, or empty."""
         hits = []
@@ -101,9 +119,29 @@ class Confinement:
             name = "memory.oom_control" if self.version["memory"] == 1 else "memory.events"
             if _counter(self.groups["memory"] / name, "oom_kill") > 0:
                 hits.append(f"the memory limit ({self.limits.memory_mb} MB) was reached and the kernel killed it")
-        if "pids" in self.groups and _counter(self.groups["pids"] / "pids.events", "max") > 0:
+        pids_hit = (_counter(self.cell.group / "pids.events", "max") > self._max_before if self.cell is not None
+                    else "pids" in self.groups and _counter(self.groups["pids"] / "pids.events", "max") > 0)
+        if pids_hit:
             hits.append(f"the process limit ({self.limits.processes}) was reached: a fork failed")
         return "; ".join(hits)
+
+    def _take_cell(self, processes: int) -> bool:
+        """Use a cell for the process limit where the pids controller is v1 and ours to write."""
+        found = _own_cgroup("pids")
+        if found is None or found[1] != 1:
+            return False
+        _sweep(found[0])
+        cell = cells.take(found[0])
+        if cell is None:
+            return False
+        try:
+            (cell.group / "pids.max").write_text(str(processes + 1))  # the cell's own thread counts as one
+        except OSError:
+            cell.close()
+            return False
+        self.cell = cell
+        self._max_before = _counter(cell.group / "pids.events", "max")
+        return True
 
     def _make(self, controller: str, value: int) -> None:
         """Create this run's cgroup below ours for controller; leave it out where that is not allowed."""
@@ -184,19 +222,22 @@ def _counter(path: Path, key: str) -> int:
     return 0
 
 
-def _kill_all(group: Path) -> None:
-    """SIGKILL whatever is still in the cgroup (normally nothing: the pid namespace took it along)."""
+def _kill_all(group: Path, spare: int | None = None) -> bool:
+    """SIGKILL whatever is still in the cgroup but spare (normally nothing: the pid namespace took it along).
+
+    Whether the cgroup is empty (but spare) in the end.
+    """
     # Processes of the ended pid namespace are usually still leaving the cgroup when the phase returns:
     # look again soon, then less often (a fixed 20 ms wait cost most phases 20 ms); give up after KILL_WAIT_S.
     deadline = time.monotonic() + KILL_WAIT_S
     pause = 0.0005
     while True:
         try:
-            pids = [int(p) for p in (group / "cgroup.procs").read_text().split()]
+            pids = [int(p) for p in (group / "cgroup.procs").read_text().split() if int(p) != spare]
         except OSError:
-            return
+            return True
         if not pids or time.monotonic() > deadline:
-            return
+            return not pids
         for pid in pids:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.kill(pid, signal.SIGKILL)
