@@ -85,12 +85,20 @@ class ResearchJob:
     entry: dict[str, Any]  # its matrix entry, as the gate wrote it
     root: Path  # the job's workspace: a fresh clone
     folder: Path  # the runner's files: GITHUB_OUTPUT, GITHUB_STEP_SUMMARY
-    process: subprocess.Popen[str]
+    env: dict[str, str]  # what the runner and action.yml give `arl-bot action`
+    process: subprocess.Popen[str] | None = None
     code: int | None = None
     log: str = ""
 
+    def start(self) -> ResearchJob:
+        """A runner picks the job up: `arl-bot action` starts in the workspace."""
+        self.process = subprocess.Popen([sys.executable, "-m", "arl_bot.cli", "action"], cwd=self.root, env=self.env,
+                                        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        return self
+
     def wait(self, timeout: float = 300) -> ResearchJob:
         """Wait for the job to end; its log is stdout and stderr together, as the Actions log shows them."""
+        assert self.process is not None, "start() it first"
         self.log = self.process.communicate(timeout=timeout)[0]
         self.code = self.process.returncode
         return self
@@ -107,13 +115,14 @@ class ResearchJob:
 
 
 def research_matrix(w: World, gate: Result, event: str, data: dict[str, Any], *, git_server: str,
-                    token: Callable[[], str], **env: str) -> list[ResearchJob]:
+                    token: Callable[[], str], start: bool = True, **env: str) -> list[ResearchJob]:
     """Start every research job the gate's outputs ask for, all at once, as the workflow's matrix does.
 
     Each gets what GitHub gives a job of the research matrix (bot/templates/workflow.yml): a fresh checkout
     whose origin is the remote over HTTP (git_server) without credentials in it, the run's event file, the
     run's id (shared by every job of the run), a token of its own (token()), its runner's name, and the
-    action's ARL_* inputs from its matrix entry and the gate's outputs, passed on unchanged.
+    action's ARL_* inputs from its matrix entry and the gate's outputs, passed on unchanged. start=False:
+    each is ready, and starts when the test calls its start() (a runner that picks its job up later).
     """
     assert gate.code == 0 and gate.outputs["run"] == "true", gate.stdout + gate.stderr
     assert w.lab.remote is not None
@@ -150,7 +159,5 @@ def research_matrix(w: World, gate: Result, event: str, data: dict[str, Any], *,
             "ARL_GITHUB_APP_PRIVATE_KEY": "", "ANTHROPIC_API_KEY": "",
             "ARL_GITHUB_TIMEOUT": "5", "ARL_GITHUB_PACE": "0", **env,
         }
-        process = subprocess.Popen([sys.executable, "-m", "arl_bot.cli", "action"], cwd=root, env=full,
-                                   stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        jobs.append(ResearchJob(entry, root, folder, process))
-    return jobs
+        jobs.append(ResearchJob(entry, root, folder, full))
+    return [job.start() for job in jobs] if start else jobs

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from pathlib import Path
 from typing import Any
 
+from arl_bot.git import Git
+from arl_bot.github import notes
+
 from tests.action_world import ResearchJob, World, research_matrix, world
 from tests.github_standin.git_http import GitHttpServer
-from tests.labs import PY, Lab, value_config
+from tests.labs import PY, Lab, git, value_config
 from tests.test_runners import AGENT_JOBS, EVAL_SUM, check_shared_record, final_record
 from tests.webhooks import Result, comment_payload, run_action
 
@@ -33,6 +37,12 @@ def runners_world(tmp_path: Path) -> tuple[Any, Path]:
 def gate(w: World, event: str, data: dict[str, Any]) -> Result:
     """The gate job: `arl-bot action` with `phase: gate` on the run's event."""
     return run_action(w.tmp, w.github, w.lab.root, event, data, ARL_PHASE="gate", GITHUB_ACTOR="alice")
+
+
+def ended(check: Path, run_id: str) -> bool:
+    """Whether the run run_id noted its end in the record on the remote (check: a clone to fetch it into)."""
+    record = notes.load(Git(check), "demo")
+    return record is not None and any(n.kind == "run_end" and n.data.get("run_id") == run_id for n in record.notes)
 
 
 def finish(jobs: list[ResearchJob]) -> list[ResearchJob]:
@@ -95,3 +105,38 @@ def test_a_continue_command_runs_the_loop_in_n_research_jobs_at_once_with_one_pu
             assert reply["body"].count("✅ Finished at ") == 1, reply["body"]
             assert f": {EACH} experiments," in reply["body"]
         assert w.github.reactions(comment["id"]) == ["eyes", "rocket"]
+
+
+def test_a_job_whose_body_update_lands_last_leaves_the_pull_request_showing_every_job_s_attempts(
+        tmp_path: Path) -> None:
+    made, _ = runners_world(tmp_path)
+    with made as w, GitHttpServer(tmp_path, lambda token: w.github.valid(token) is not None) as server:
+        assert w.dispatch(experiments=1, loop="demo").code == 0
+        comment = w.github.add_comment(1, "alice", f"/autoresearch continue {EACH}")
+        data = comment_payload(comment, 1)
+        decided = gate(w, "issue_comment", data)
+        first, second = research_matrix(w, decided, "issue_comment", data, git_server=server.url,
+                                        token=lambda: w.github.job_token(600), start=False, GITHUB_RUN_ID="5151")
+        # GitHub is slow for the first job alone: its body updates get through only after the second job ended,
+        # which a runner picked up late. The first's last body was rendered before the second ran at all.
+        first.env["ARL_GITHUB_TIMEOUT"] = "300"  # slow, not failing: its client waits instead of retrying
+        held = w.github.hold(method="PATCH", path=r"/pulls/1$", token=first.env["GITHUB_TOKEN"])
+        first.start()
+        assert w.lab.remote is not None
+        watch = tmp_path / "watch"
+        git(tmp_path, "clone", "--quiet", str(w.lab.remote), str(watch))
+        deadline = time.monotonic() + 120
+        while not ended(watch, "5151"):
+            assert time.monotonic() < deadline and first.process is not None and first.process.poll() is None
+            time.sleep(0.2)
+        finish([second.start()])
+        held.release()
+        finish([first])
+        assert held.waited >= 1  # the first job's updates were held, and got through after the second's
+
+        record = final_record(tmp_path, w.lab.remote)
+        experiments = [a for a in record.attempts if a.status != "baseline"]
+        assert len(experiments) == 1 + RUNNERS * EACH
+        assert {a.run_id for a in experiments} == {"4242", "5151", "5151.1"}
+        kept = sum(1 for a in experiments if a.status == "keep")
+        assert f"| experiments | {len(experiments)} tried, {kept} kept" in w.pr_body()

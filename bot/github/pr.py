@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 import threading
+from collections.abc import Callable
 from dataclasses import replace
 
 from .. import names
@@ -69,6 +71,22 @@ def seed_branch(repo: Git, loop: Loop, remote: str = "origin") -> bool:
 
 
 FLUSH_S = 180.0  # how long the end of a run waits for the last body update to get through
+CATCH_UP_ROUNDS = 4  # reads of the remote's record and the body at a job's end, each with at most one update
+# Inside the bot's part of the body: how much of the record it shows. Attempts and notes are only ever appended,
+# so a larger count is a later record; a loop's `runners:` jobs read it at their end (PullRequestView.catch_up).
+SHOWS = "<!-- arl-bot:pr-body-shows {size} -->"
+SHOWS_RE = re.compile(r"<!-- arl-bot:pr-body-shows (\d{1,9}) -->")
+
+
+def size(record: Record) -> int:
+    """How much of the loop's history a record holds: it only grows."""
+    return len(record.attempts) + len(record.notes)
+
+
+def shown(body: str) -> int:
+    """How much of the record a body shows (-1: a body without the count, e.g. an older bot's)."""
+    found = SHOWS_RE.search(body)
+    return int(found.group(1)) if found else -1
 
 
 class PullRequestView(Listener):
@@ -137,7 +155,7 @@ class PullRequestView(Listener):
     def on_start(self, run: RunView) -> None:
         """Find or open the pull request and show the run as started."""
         assert run.record is not None
-        body = render(run.record, self.ctx)
+        body = self._render(run.record)
         try:
             if self.number is None:
                 self.pull = self.find()
@@ -170,7 +188,7 @@ class PullRequestView(Listener):
 
     def _refresh(self, run: RunView) -> None:
         assert run.record is not None
-        body = render(run.record, self.ctx)  # here, on the loop's thread: the record is not thread-safe
+        body = self._render(run.record)  # here, on the loop's thread: the record is not thread-safe
         if self.number is not None:
             self._post_later(run, body)
             return
@@ -206,7 +224,39 @@ class PullRequestView(Listener):
 
     def shows(self, record: Record) -> bool:
         """Whether the pull request's body, as last posted, shows this record."""
-        return self._posted == render(record, self.ctx)
+        return self._posted == self._render(record)
+
+    def catch_up(self, load: Callable[[], Record | None]) -> bool:
+        """After the run, until GitHub's body shows at least the record the remote has (load fetches it), post it.
+
+        A loop's `runners:` jobs each post the body from the record as they know it, and GitHub has no
+        compare-and-swap on a body: a job that ended first, or whose update was slow, can post last and take
+        the body back to an older record. Each job ends with this, after its last push: whichever job ends
+        last leaves the body showing every job's attempts. Returns whether the body was seen to show it.
+        """
+        if self.number is None:
+            return False
+        for _ in range(CATCH_UP_ROUNDS):
+            record = load()
+            if record is None:
+                return False
+            try:
+                current = self.github.pull(self.number).body
+                if shown(current) >= size(record):
+                    return True
+                body = self._render(record)
+                self.github.set_pull_body(self.number, merge(current, body))
+            except GitHubError as exc:
+                self.errors.append(exc)
+                return False
+            self._posted = body
+        return False
+
+    def _render(self, record: Record) -> str:
+        """The bot's part of the body, with how much of the record it shows after the first marker line."""
+        body = render(record, self.ctx)
+        first, _, rest = body.partition("\n")
+        return f"{first}\n{SHOWS.format(size=size(record))}\n{rest}"
 
     def _open(self, run: RunView) -> None:
         assert run.record is not None
@@ -225,7 +275,7 @@ class PullRequestView(Listener):
 
     def _post_new(self, base: str, record: Record | None, draft: bool) -> None:
         if record is not None:
-            body = render(record, self.ctx)
+            body = self._render(record)
         else:
             body = STARTING_BODY.format(loop=self.loop.name)
             if self.ctx.notice:

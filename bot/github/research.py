@@ -156,7 +156,14 @@ def run_one(ctx: Context, order: Order, target: Target) -> Outcome:
                            hint="raise `github.job_hours` in the config above the time one experiment takes")
         _hand_over(ctx, loop.name)
         handed = True
-    if view is not None and view.errors and not view.shows(summary.record):
+    current = False  # whether GitHub's body is known to show the record as the remote has it
+    if view is not None and loop.runners > 1:  # the loop's other jobs may have posted an older record last
+        try:
+            current = view.catch_up(lambda: notes.load(ctx.repo, loop.name, ctx.sync_remote))
+        except ArlError as exc:  # every result is pushed; only the body may lag until the next update
+            annotate("warning", f"{loop.name}: could not check the pull request shows the other jobs' attempts: "
+                                f"{ctx.redact(str(exc))}")
+    if view is not None and view.errors and not current and not view.shows(summary.record):
         raise ArlError(f"the loop ran, but its pull request could not be updated: {view.errors[-1].message}",
                        hint="every result is on the research branch and its record; `/autoresearch status` "
                             "or the next run rebuilds the pull request's body")

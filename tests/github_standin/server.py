@@ -75,6 +75,21 @@ class Fault:
 
 
 @dataclass
+class Hold:
+    """Requests that match, made with `token`, wait until `release()`: GitHub slow for one job's client only."""
+
+    method: str
+    pattern: re.Pattern[str]
+    token: str
+    released: threading.Event = field(default_factory=threading.Event)
+    waited: int = 0  # requests that were held
+
+    def release(self) -> None:
+        """Let every held request, and every later one, through."""
+        self.released.set()
+
+
+@dataclass
 class _State:
     users: dict[str, dict[str, Any]] = field(default_factory=dict)
     roles: dict[str, str] = field(default_factory=dict)
@@ -102,6 +117,7 @@ class GitHubStandIn:
         self.per_page = per_page
         self.requests: list[Exchange] = []
         self.faults: list[Fault] = []
+        self.holds: list[Hold] = []
         self.remaining = LIMIT
         # Repository settings GitHub has and tests turn off: "Allow GitHub Actions to create and approve pull
         # requests" (off by default for new repositories in personal accounts), and draft pull requests
@@ -171,6 +187,8 @@ class GitHubStandIn:
     def stop(self) -> None:
         """Stop serving and release hung requests."""
         self._stopping.set()
+        for held in self.holds:
+            held.release()
         self._server.shutdown()
         self._server.server_close()
 
@@ -242,6 +260,13 @@ class GitHubStandIn:
         with self._lock:
             self.faults.append(fault)
         return fault
+
+    def hold(self, *, method: str, path: str, token: str) -> Hold:
+        """Hold the matching requests made with token until the Hold is released (or the stand-in stops)."""
+        held = Hold(method.upper(), re.compile(path), token)
+        with self._lock:
+            self.holds.append(held)
+        return held
 
     # -- looking at the world -----------------------------------------------------------------------
     def pulls(self) -> list[dict[str, Any]]:
@@ -545,6 +570,14 @@ class GitHubStandIn:
                          None)
             if fault is not None:
                 fault.times -= 1
+        credential = headers.get("authorization", "").partition(" ")[2]
+        with self._lock:
+            held = next((h for h in self.holds if not h.released.is_set() and h.method == method
+                         and h.token == credential and h.pattern.search(path)), None)
+            if held is not None:
+                held.waited += 1
+        while held is not None and not held.released.wait(0.05) and not self._stopping.is_set():
+            pass  # answered once released, as GitHub answers a request that was slow to get through
         auth = self._authenticate(headers.get("authorization", ""), operation) if self.tokens or self.app else ""
         if fault is not None:
             status, answer, extra = self._fault(fault)
