@@ -508,3 +508,26 @@ def test_a_baseline_never_pushed_is_dropped_on_the_next_start_when_another_runne
     assert [(a.status, a.run_id) for a in record.attempts] == [("baseline", "theirs"), ("keep", "ours-again")]
     assert any("the baseline this clone recorded as experiment 0 (10.0) never reached origin" in w and
                "theirs stands" in w for w in session.warnings), session.warnings
+
+
+def test_two_runners_re_measuring_a_branch_moved_by_hand_record_one_re_measure(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    lab = env_lab(tmp_path)
+    assert lab.remote is not None
+    fix = tmp_path / "fix"  # someone pushes a fix to the research branch: every runner re-measures it
+    git(tmp_path, "clone", "--quiet", "--branch", "autoresearch/demo", str(lab.remote), str(fix))
+    (fix / "model" / "value.txt").write_text("9\n")
+    git(fix, "commit", "--quiet", "-am", "a fix by hand")
+    git(fix, "push", "--quiet", "origin", "autoresearch/demo")
+    moved = git(fix, "rev-parse", "HEAD")
+    # The other runner re-measures it and records a discard before our re-measure's push.
+    states = other_runner_states(tmp_path, monkeypatch, lab, ["12"])
+    others_push_first(tmp_path, monkeypatch, lab.remote, states)
+    monkeypatch.setenv("ARL_TEST_VALUE", "8")
+    session = Session(lab.repo, lab.config(), lab.loop(), RunOptions(experiments=1, run_id="ours"))
+    session.run()
+    record = final_record(tmp_path, lab.remote)
+    assert [(a.experiment, a.status, a.sha == moved, a.run_id) for a in record.attempts[1:]] == [
+        (1, "baseline", True, "theirs"), (2, "discard", False, "theirs"), (3, "keep", False, "ours")]
+    assert any(f"another runner recorded the baseline of {moved[:8]} first: experiment 1" in w
+               for w in session.warnings), session.warnings
