@@ -123,8 +123,7 @@ def _attempt(session: Session, work: Work, tree: Git, state: decide.RunState, wo
     planted = tree.hazards(start)  # before git looks: it would read a nested repository's config
     if not planted:
         tree.stage_all()
-    changes = [] if planted else tree.staged_changes(start)
-    patch = tree.staged_patch(start) if changes else ""
+    changes, patch = ([], "") if planted else tree.staged_diff(start)
     work.proposal = (start, result, [c.path for c in changes], patch)
 
     def finish(status: Status, reason: str, measurement: Measurement | None = None,

@@ -358,6 +358,20 @@ class Git:
         fields = [f for f in out.split("\0") if f]
         return [Change(fields[i][0], fields[i + 1]) for i in range(0, len(fields) - 1, 2)]
 
+    def staged_diff(self, against: str = "HEAD") -> tuple[list[Change], str]:
+        """staged_changes and staged_patch from one git process (an experiment asks for both)."""
+        # --patch-with-raw -z: each change as `:<modes> <shas> <status>` NUL path NUL, an empty field, then
+        # the patch, byte for byte what `diff --binary` prints (-z changes only the raw part).
+        out = self.run("diff", "--cached", "--patch-with-raw", "-z", "--binary", "--no-renames", against, strip=False)
+        changes: list[Change] = []
+        at = 0
+        while out.startswith(":", at):
+            header_end = out.index("\0", at)
+            path_end = out.index("\0", header_end + 1)
+            changes.append(Change(out[header_end - 1], out[header_end + 1 : path_end]))
+            at = path_end + 1
+        return changes, out[at + 1 :] if changes else ""
+
     def staged_patch(self, against: str = "HEAD") -> str:
         """The staged change as a patch (binary files included)."""
         return self.run("diff", "--cached", "--binary", against, strip=False)

@@ -9,7 +9,7 @@ import pytest
 from arl_bot.errors import GitError
 from arl_bot.git import Git
 
-from tests.labs import git
+from tests.labs import git, make_lab
 
 
 @pytest.fixture
@@ -79,3 +79,22 @@ def test_the_bots_refs_read_the_same_loose_or_packed(repo: Path) -> None:
     assert not (repository.common_dir / "refs/autoresearch/demo/record").exists()
     assert repository.rev("refs/autoresearch/demo/record") == head
     assert repository.ref_value("refs/heads/autoresearch/demo") == head
+
+
+def test_one_diff_gives_the_changes_and_the_patch_as_the_two_commands_do(tmp_path: Path) -> None:
+    lab = make_lab(tmp_path, ["1"], files={"model/f.txt": "a\nb\n", "model/bin": "\0\1\2", "model/gone": "x\n"})
+    odd = ["model/new\nline.txt", "model/tab\tand space", "model/ünïcode", 'model/quote"d']
+    (lab.root / "model/f.txt").write_text("a\nc\n")
+    (lab.root / "model/f.txt").chmod(0o755)
+    (lab.root / "model/bin").write_bytes(b"\0\1\3")
+    (lab.root / "model/gone").unlink()
+    for name in odd:
+        (lab.root / name).write_text("new\n")
+    lab.repo.stage_all()
+    changes, patch = lab.repo.staged_diff("HEAD")
+    assert changes == lab.repo.staged_changes("HEAD")
+    assert patch == lab.repo.staged_patch("HEAD")
+    assert {c.path for c in changes} == {"model/f.txt", "model/bin", "model/gone", *odd}
+    assert "GIT binary patch" in patch and "new mode 100755" in patch
+    lab.git("commit", "--quiet", "-m", "all of it")
+    assert lab.repo.staged_diff("HEAD") == ([], "")
