@@ -54,7 +54,7 @@ class BubblewrapSandbox(Sandbox):
             guard = DiskGuard([p for p in policy.writable if p != cwd], tmpfs_bytes(policy.limits))
             result = process.run(command, cwd=cwd, env=_outer_env(policy), timeout=timeout, stdin=stdin,
                                  watch=guard.over, child_setup=confinement.child_setup(),
-                                 spawn_on=confinement.spawn_on())
+                                 spawn_on=confinement.spawn_on(), die_with_parent=False)  # bwrap's own
             verdict = "; ".join(hit for hit in (confinement.verdict(), guard.reason) if hit)
         if verdict:
             result = replace(result, stderr=f"{result.stderr}\n{NOTE_PREFIX}{verdict}\n")

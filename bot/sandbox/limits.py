@@ -75,7 +75,7 @@ class Confinement:
             out["cpu"] = "RLIMIT_CPU (per process)"
         return out
 
-    def child_setup(self) -> Callable[[], None]:
+    def child_setup(self) -> Callable[[], None] | None:
         """What the child runs between fork and exec: join this run's cgroups, then set its rlimits.
 
         In the child itself, before exec: nothing it starts can be born outside the cgroups (writing its pid
@@ -90,6 +90,8 @@ class Confinement:
         if self.limits.processes is not None and "pids" not in self.groups and self.cell is None:
             rlimits.append((resource.RLIMIT_NPROC, self.limits.processes))
         procs = [os.fsencode(group / "cgroup.procs") for group in self.groups.values()]
+        if not rlimits and not procs:
+            return None  # nothing to do between fork and exec: the child can be started by vfork
 
         def setup() -> None:
             try:
