@@ -27,8 +27,8 @@ def prepare(session: Session) -> Record:
         session.remote.pull()
         for number, dropped in session.remote.dropped.items():  # a run here stopped before pushing its baseline
             session.warn(f"the baseline this clone recorded as experiment {number} ({dropped.ours.metric}) never "
-                         f"reached {session.remote.name}, and another runner recorded one of the same commit first "
-                         f"(experiment {dropped.theirs}): theirs stands, this clone's is dropped")
+                         f"reached {session.remote.name}, and another runner's baseline (experiment {dropped.theirs}) "
+                         "reached it first: theirs stands, this clone's is dropped")
     record = session.store.load()
     # The record lives as long as the run: keep its thousands of objects out of every GC pass.
     gc.freeze()
@@ -169,7 +169,8 @@ def _taken(session: Session, taken: BaselineTaken) -> Attempt:
     theirs, ours = taken.theirs, taken.ours
     session.warn(f"another runner recorded the baseline of {(theirs.sha or '')[:8]} first: experiment "
                  f"{theirs.experiment}, {session.loop.metric.name} = {theirs.metric}; this run measured "
-                 f"{ours.metric} and does not record it a second time; experiments go on from theirs")
+                 f"{ours.metric}{'' if ours.sha == theirs.sha else ' on ' + (ours.sha or '')[:8]} and does not "
+                 "record it a second time; experiments go on from theirs")
     if taken.moved:  # their keeps came with it: the run goes on from their head
         session.branch_moved()
     return theirs

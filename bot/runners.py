@@ -116,7 +116,7 @@ def _trailer(repo: Git, sha: str, key: str) -> str:
 
 
 def rebase_record(repo: Git, local: str, remote: str, *, branch_ref: str, pushed_branch: str | None,
-                  unpublished: frozenset[str] = frozenset()) -> Rebased:
+                  unpublished: frozenset[str] = frozenset(), lost_start: str | None = None) -> Rebased:
     """Our record commits since the common one, as one commit on top of remote, renumbered after theirs.
 
     Attempts and notes take the next free numbers there, in their order here; a keep's commit (unpushed
@@ -125,6 +125,8 @@ def rebase_record(repo: Git, local: str, remote: str, *, branch_ref: str, pushed
     of it (the run stopped first): they are recorded as interrupted, their commit named in `extra`.
     A baseline of ours whose commit one of their new baselines measured is dropped (`dropped`), with its
     diff: two runners that started a new loop together would otherwise record two baselines of one tree.
+    With lost_start (their record of the same new loop won, and our branch left that commit for theirs),
+    our baselines of that commit are dropped for their first baseline, whatever commit it measured.
     """
     try:
         base: str | None = repo.run("merge-base", local, remote)
@@ -151,6 +153,10 @@ def rebase_record(repo: Git, local: str, remote: str, *, branch_ref: str, pushed
         raise StaleKeep(branch_ref, pushed_branch or remote)
     dropped = {old: Dropped(a, their_baselines[a.sha]) for old, a in ours_parsed.items()
                if a.status == "baseline" and a.sha in their_baselines}
+    first = min((a.experiment for a in their_parsed if a.status == "baseline"), default=None)
+    if lost_start is not None and first is not None:
+        dropped.update({old: Dropped(a, first) for old, a in ours_parsed.items()
+                        if a.status == "baseline" and a.sha == lost_start and old not in dropped})
     our_diffs = _numbered(ours, "diffs")
     next_free = max(their_attempts, default=-1) + 1
     numbers: dict[int, int] = {}

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import TypeVar
 
 from . import names, runners
-from .errors import ArlError, PushRejectedError, RecordError
+from .errors import ArlError, GitError, PushRejectedError, RecordError
 from .git import Git
 
 # What git and GitHub say when a push is refused for a reason a retry cannot fix (matched in git's stderr;
@@ -79,6 +80,7 @@ class Remote:
         self.repo.fetch(self.name, [f"+{self.branch_ref}:{self.tracking_branch}",
                                     f"+{self.record_ref}:{self.tracking_record}"])
         self.renumbered, self.rewritten, self.taken_in, self.dropped = {}, {}, 0, {}
+        start = self._start_lost()
         ours, theirs = self.repo.rev(self.branch_ref), self.repo.rev(self.tracking_branch)
         lost: frozenset[str] = frozenset()
         if ours and theirs and not self.repo.is_ancestor(theirs, ours) and not self.repo.is_ancestor(ours, theirs) \
@@ -88,7 +90,7 @@ class Remote:
             # theirs is the branch; ours is recorded as interrupted (it was never measured on top of theirs).
             lost = frozenset(self.repo.run("rev-list", f"{theirs}..{ours}").split())
             self.repo.move_ref(self.branch_ref, theirs, ours)
-        self._take_in_record(lost)  # what a run here recorded and never pushed goes on top, renumbered
+        self._take_in_record(lost, start)  # what a run here recorded and never pushed goes on top, renumbered
         self._fast_forward(self.branch_ref, self.tracking_branch, "research branch")
 
     def _fast_forward(self, ours: str, theirs: str, what: str) -> None:
@@ -128,8 +130,9 @@ class Remote:
                 last = exc.stderr
             self.repo.fetch(self.name, [f"+{self.branch_ref}:{self.tracking_branch}",
                                         f"+{self.record_ref}:{self.tracking_record}"])
-            moved = self._take_in_branch() or moved
-            self._take_in_record()
+            start = self._start_lost()
+            moved = start is not None or self._take_in_branch() or moved
+            self._take_in_record(lost_start=start)
         else:
             raced = any(word in last for word in _NON_FAST_FORWARD)
             raise ArlError(
@@ -168,7 +171,28 @@ class Remote:
         self.repo.move_ref(self.branch_ref, merged, ours)
         return True
 
-    def _take_in_record(self, unpublished: frozenset[str] = frozenset()) -> None:
+    def _start_lost(self) -> str | None:
+        """When another runner created this loop's record too, and first: the commit our branch left for theirs.
+
+        The two records then have no commit in common, and theirs is the loop. Ours has kept nothing while
+        our branch is still at our own base (another commit than theirs when the base branch moved between
+        the two starts): the branch goes to theirs, and our baseline of that base is dropped for theirs.
+        """
+        local, remote = self.repo.rev(self.record_ref), self.repo.rev(self.tracking_record)
+        ours, theirs = self.repo.rev(self.branch_ref), self.repo.rev(self.tracking_branch)
+        if local is None or remote is None or ours is None or theirs is None or ours == theirs:
+            return None
+        try:
+            self.repo.run("merge-base", local, remote)
+            return None  # one loop's record, pushed before: the usual take-in
+        except GitError:
+            pass
+        if ours != json.loads(self.repo.run("show", f"{local}:meta.json")).get("base_sha"):
+            return None  # something is on our branch besides our base: the usual take-in decides
+        self.repo.move_ref(self.branch_ref, theirs, ours)
+        return ours
+
+    def _take_in_record(self, unpublished: frozenset[str] = frozenset(), lost_start: str | None = None) -> None:
         """Put our record's new commits on top of what others pushed: their notes and attempts, then ours."""
         local, remote = self.repo.rev(self.record_ref), self.repo.rev(self.tracking_record)
         if remote is None or local == remote or (local is not None and self.repo.is_ancestor(remote, local)):
@@ -178,7 +202,8 @@ class Remote:
             self.taken_in += 1
             return
         rebased = runners.rebase_record(self.repo, local, remote, branch_ref=self.branch_ref,
-                                        pushed_branch=self.repo.rev(self.tracking_branch), unpublished=unpublished)
+                                        pushed_branch=self.repo.rev(self.tracking_branch), unpublished=unpublished,
+                                        lost_start=lost_start)
         self.repo.move_ref(self.record_ref, rebased.commit, local)
         # A push refused twice renumbers twice: the maps say where each attempt and keep was when the push
         # began, so the journal finds them (our 0 became 1, then 2: 0 -> 2, not 0 -> 1 -> someone else's).

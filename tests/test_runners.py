@@ -506,8 +506,9 @@ def test_a_baseline_never_pushed_is_dropped_on_the_next_start_when_another_runne
     session.run()
     record = final_record(tmp_path, lab.remote)
     assert [(a.status, a.run_id) for a in record.attempts] == [("baseline", "theirs"), ("keep", "ours-again")]
-    assert any("the baseline this clone recorded as experiment 0 (10.0) never reached origin" in w and
-               "theirs stands" in w for w in session.warnings), session.warnings
+    assert any("the baseline this clone recorded as experiment 0 (10.0) never reached origin, and another "
+               "runner's baseline (experiment 0) reached it first: theirs stands" in w
+               for w in session.warnings), session.warnings
 
 
 def test_two_runners_re_measuring_a_branch_moved_by_hand_record_one_re_measure(
@@ -530,4 +531,35 @@ def test_two_runners_re_measuring_a_branch_moved_by_hand_record_one_re_measure(
     assert [(a.experiment, a.status, a.sha == moved, a.run_id) for a in record.attempts[1:]] == [
         (1, "baseline", True, "theirs"), (2, "discard", False, "theirs"), (3, "keep", False, "ours")]
     assert any(f"another runner recorded the baseline of {moved[:8]} first: experiment 1" in w
+               for w in session.warnings), session.warnings
+
+
+def test_a_runner_whose_new_loop_lost_the_race_from_a_newer_base_takes_the_winner_s_base(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    text = value_config(agent=f'{{kind: command, command: "{PY} agent.py", timeout: 30, pass_env: [ARL_TEST_VALUE]}}')
+    lab = make_lab(tmp_path, ["1"], config_text=text, remote=True, files={"agent.py": AGENT_ENV})
+    assert lab.remote is not None
+    base = lab.git("rev-parse", "main")
+    other = tmp_path / "other"  # the winner started from main as it was
+    git(tmp_path, "clone", "--quiet", str(lab.remote), str(other))
+    monkeypatch.setenv("ARL_TEST_VALUE", "5")
+    Session(Git(other), lab.config(), lab.loop(), RunOptions(experiments=1, run_id="theirs")).run()
+    states = [refs_of(lab.remote)]
+    Lab(lab.remote).git("update-ref", "-d", "refs/heads/autoresearch/demo")
+    Lab(lab.remote).git("update-ref", "-d", "refs/autoresearch/demo/record")
+    lab.write("model/value.txt", "11\n")  # main moved before this runner started: its base is a newer commit
+    lab.commit_all("main moved")
+    newer = lab.git("rev-parse", "main")
+    others_push_first(tmp_path, monkeypatch, lab.remote, states)
+    monkeypatch.setenv("ARL_TEST_VALUE", "7")
+    session = Session(lab.repo, lab.config(), lab.loop(), RunOptions(experiments=1, run_id="ours"))
+    session.run()
+    record = final_record(tmp_path, lab.remote)
+    assert [(a.experiment, a.status, a.run_id) for a in record.attempts] == [
+        (0, "baseline", "theirs"), (1, "keep", "theirs"), (2, "discard", "ours")]  # their loop, their base
+    assert record.meta.base_sha == base == record.attempts[0].sha
+    remote = Lab(lab.remote)
+    assert remote.git("rev-parse", "autoresearch/demo") == record.attempts[1].sha
+    assert newer not in remote.git("rev-list", "autoresearch/demo").split()  # main's new commit is not in the loop
+    assert any("another runner recorded the baseline of" in w and f"this run measured 11.0 on {newer[:8]}" in w
                for w in session.warnings), session.warnings
