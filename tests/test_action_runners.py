@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ from tests.action_world import ResearchJob, World, research_matrix, world
 from tests.github_standin.git_http import GitHttpServer
 from tests.labs import PY, Lab, git, value_config
 from tests.test_runners import AGENT_JOBS, EVAL_SUM, check_shared_record, final_record
-from tests.webhooks import Result, comment_payload, run_action
+from tests.webhooks import Result, comment_payload, payload, run_action
 
 RUNNERS = 2
 EACH = 3  # `/autoresearch continue 3`: every research job of the matrix runs three experiments
@@ -23,11 +24,12 @@ EACH = 3  # `/autoresearch continue 3`: every research job of the matrix runs th
 JOBS = ["a=1", "b=1", "c=1", "a=2", "b=2", "c=2", "a=3", "b=3", "c=3"]
 
 
-def runners_world(tmp_path: Path) -> tuple[Any, Path]:
+def runners_world(tmp_path: Path, budget: str = "{experiments: 50}") -> tuple[Any, Path]:
+    """A loop with `runners: 2` whose agents draw distinct changes (tickets) from a folder they share."""
     shared = tmp_path / "shared"
     shared.mkdir()
     (shared / "jobs.txt").write_text("\n".join(JOBS) + "\n")
-    text = value_config(budget="{experiments: 50}", agent=f'{{kind: command, command: "{PY} agent.py", timeout: 120}}',
+    text = value_config(budget=budget, agent=f'{{kind: command, command: "{PY} agent.py", timeout: 120}}',
                         extra=f"runners: {RUNNERS}")
     files = {"model/a.txt": "0\n", "model/b.txt": "0\n", "model/c.txt": "0\n", "eval/run.py": EVAL_SUM,
              "agent.py": AGENT_JOBS.format(shared=str(shared))}
@@ -43,6 +45,14 @@ def ended(check: Path, run_id: str) -> bool:
     """Whether the run run_id noted its end in the record on the remote (check: a clone to fetch it into)."""
     record = notes.load(Git(check), "demo")
     return record is not None and any(n.kind == "run_end" and n.data.get("run_id") == run_id for n in record.notes)
+
+
+def wait_for(done: Callable[[], bool], job: ResearchJob) -> None:
+    """Wait until done() while job runs (it must not end first)."""
+    deadline = time.monotonic() + 120
+    while not done():
+        assert time.monotonic() < deadline and job.process is not None and job.process.poll() is None, job.wait().log
+        time.sleep(0.05)
 
 
 def finish(jobs: list[ResearchJob]) -> list[ResearchJob]:
@@ -125,10 +135,7 @@ def test_a_job_whose_body_update_lands_last_leaves_the_pull_request_showing_ever
         assert w.lab.remote is not None
         watch = tmp_path / "watch"
         git(tmp_path, "clone", "--quiet", str(w.lab.remote), str(watch))
-        deadline = time.monotonic() + 120
-        while not ended(watch, "5151"):
-            assert time.monotonic() < deadline and first.process is not None and first.process.poll() is None
-            time.sleep(0.2)
+        wait_for(lambda: ended(watch, "5151"), first)
         finish([second.start()])
         held.release()
         finish([first])
@@ -140,3 +147,56 @@ def test_a_job_whose_body_update_lands_last_leaves_the_pull_request_showing_ever
         assert {a.run_id for a in experiments} == {"4242", "5151", "5151.1"}
         kept = sum(1 for a in experiments if a.status == "keep")
         assert f"| experiments | {len(experiments)} tried, {kept} kept" in w.pr_body()
+
+
+def test_the_run_workflow_button_starts_a_new_loop_in_n_jobs_that_open_one_pull_request(tmp_path: Path) -> None:
+    # The loop's first run: no branch, no pull request. Both jobs look for the pull request, find none and open it;
+    # GitHub takes the first and refuses the second (422: one already exists), which must use the first's.
+    made, _ = runners_world(tmp_path, budget="{experiments: 2}")
+    with made as w, GitHttpServer(tmp_path, lambda token: w.github.valid(token) is not None) as server:
+        data = payload("workflow_dispatch")
+        data["inputs"] = {"loop": "demo", "experiments": ""}
+        decided = gate(w, "workflow_dispatch", data)
+        assert len(json.loads(decided.outputs["loops"])) == RUNNERS and decided.outputs["pr"] == ""
+        first, second = research_matrix(w, decided, "workflow_dispatch", data, git_server=server.url,
+                                        token=lambda: w.github.job_token(600), start=False)
+        first.env["ARL_GITHUB_TIMEOUT"] = "300"  # slow, not failing: its client waits instead of retrying
+        held = w.github.hold(method="POST", path=r"/pulls$", token=first.env["GITHUB_TOKEN"])
+        first.start()
+        wait_for(lambda: held.waited == 1, first)  # the first looked, found none, and asked to open it
+        second.start()
+        wait_for(lambda: bool(w.github.pulls()), second)  # the second opened it meanwhile
+        held.release()
+        finish([first, second])
+        refused = [e for e in w.github.requests if e.method == "POST" and e.operation.endswith("/pulls")]
+        assert [e.status for e in refused] == [201, 422]  # the race happened, and only once
+
+        assert w.lab.remote is not None
+        record = final_record(tmp_path, w.lab.remote)
+        check_shared_record(tmp_path, Lab(w.lab.root, w.lab.remote), record)
+        assert [a.status for a in record.attempts].count("baseline") == 1  # measured once, by one of them
+        experiments = [a for a in record.attempts if a.status != "baseline"]
+        assert len(experiments) == RUNNERS * 2
+        assert [p["number"] for p in w.github.pulls()] == [1]
+        assert f"| experiments | {len(experiments)} tried" in w.pr_body()
+
+
+def test_the_schedule_continues_the_loop_in_n_jobs(tmp_path: Path) -> None:
+    made, _ = runners_world(tmp_path, budget="{experiments: 2}")
+    with made as w, GitHttpServer(tmp_path, lambda token: w.github.valid(token) is not None) as server:
+        assert w.dispatch(experiments=1, loop="demo").code == 0
+        data = {"schedule": "17 */6 * * *"}  # GitHub's payload of a cron event names the schedule
+        decided = gate(w, "schedule", data)
+        assert [e.get("shard", 0) for e in json.loads(decided.outputs["loops"])] == list(range(RUNNERS))
+        assert decided.outputs["pr"] == "" and decided.outputs["reply"] == ""  # nobody to answer
+        jobs = finish(research_matrix(w, decided, "schedule", data, git_server=server.url,
+                                      token=lambda: w.github.job_token(600), GITHUB_RUN_ID="6262"))
+        assert all(job.outputs["pr"] == "1" and job.outputs["experiments"] == "2" for job in jobs)
+        assert w.lab.remote is not None
+        record = final_record(tmp_path, w.lab.remote)
+        check_shared_record(tmp_path, Lab(w.lab.root, w.lab.remote), record)
+        experiments = [a for a in record.attempts if a.status != "baseline"]
+        assert sorted(a.run_id for a in experiments) == ["4242", "6262", "6262", "6262.1", "6262.1"]
+        assert [p["number"] for p in w.github.pulls()] == [1]
+        assert f"| experiments | {len(experiments)} tried" in w.pr_body()
+        assert w.github.replies(1) == []  # a schedule posts no comments; the body says it all
