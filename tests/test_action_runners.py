@@ -9,8 +9,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+from arl_bot import config
 from arl_bot.git import Git
-from arl_bot.github import notes
+from arl_bot.github import chain, notes
 
 from tests.action_world import ResearchJob, World, research_matrix, world
 from tests.github_standin.git_http import GitHttpServer
@@ -19,7 +21,8 @@ from tests.test_runners import AGENT_JOBS, EVAL_SUM, check_shared_record, final_
 from tests.webhooks import Result, comment_payload, payload, run_action
 
 RUNNERS = 2
-EACH = 3  # `/autoresearch continue 3`: every research job of the matrix runs three experiments
+ASKED = 4  # `/autoresearch continue 4`: the matrix's jobs share the four out, two each
+EACH = ASKED // RUNNERS
 # Tickets hand the agents distinct changes, whichever job draws them: each lowers the score by one.
 JOBS = ["a=1", "b=1", "c=1", "a=2", "b=2", "c=2", "a=3", "b=3", "c=3"]
 
@@ -70,13 +73,13 @@ def test_a_continue_command_runs_the_loop_in_n_research_jobs_at_once_with_one_pu
         assert first.code == 0, first.stdout + first.stderr
         assert [p["number"] for p in w.github.pulls()] == [1]
 
-        comment = w.github.add_comment(1, "alice", f"/autoresearch continue {EACH}")
+        comment = w.github.add_comment(1, "alice", f"/autoresearch continue {ASKED}")
         data = comment_payload(comment, 1)
         decided = gate(w, "issue_comment", data)
         entries = json.loads(decided.outputs["loops"])
         assert entries == [{"loop": "demo", "runner": ["self-hosted", "gpu"]},
                            {"loop": "demo", "runner": ["self-hosted", "gpu"], "shard": 1}]
-        assert decided.outputs["command"] == "continue" and decided.outputs["experiments"] == str(EACH)
+        assert decided.outputs["command"] == "continue" and decided.outputs["experiments"] == str(ASKED)
         assert decided.outputs["pr"] == "1" and decided.outputs["reply"]
 
         jobs = finish(research_matrix(w, decided, "issue_comment", data, git_server=server.url,
@@ -86,7 +89,7 @@ def test_a_continue_command_runs_the_loop_in_n_research_jobs_at_once_with_one_pu
         record = final_record(tmp_path, w.lab.remote)
         check_shared_record(tmp_path, Lab(w.lab.root, w.lab.remote), record)  # once each, contiguous, keeps improve
         experiments = [a for a in record.attempts if a.status != "baseline"]
-        assert len(experiments) == 1 + RUNNERS * EACH
+        assert len(experiments) == 1 + ASKED  # the dispatch's one, and the four shared out
         assert len(list(shared.glob("ticket-*"))) == len(experiments)  # no agent's work lost or recorded twice
         # Each job's attempts carry its run id: the run's, and the shard after the first.
         by_run = {run_id: sum(1 for a in experiments if a.run_id == run_id) for run_id in {"4242", "4242.1"}}
@@ -122,7 +125,7 @@ def test_a_job_whose_body_update_lands_last_leaves_the_pull_request_showing_ever
     made, _ = runners_world(tmp_path)
     with made as w, GitHttpServer(tmp_path, lambda token: w.github.valid(token) is not None) as server:
         assert w.dispatch(experiments=1, loop="demo").code == 0
-        comment = w.github.add_comment(1, "alice", f"/autoresearch continue {EACH}")
+        comment = w.github.add_comment(1, "alice", f"/autoresearch continue {ASKED}")
         data = comment_payload(comment, 1)
         decided = gate(w, "issue_comment", data)
         first, second = research_matrix(w, decided, "issue_comment", data, git_server=server.url,
@@ -143,7 +146,7 @@ def test_a_job_whose_body_update_lands_last_leaves_the_pull_request_showing_ever
 
         record = final_record(tmp_path, w.lab.remote)
         experiments = [a for a in record.attempts if a.status != "baseline"]
-        assert len(experiments) == 1 + RUNNERS * EACH
+        assert len(experiments) == 1 + ASKED
         assert {a.run_id for a in experiments} == {"4242", "5151", "5151.1"}
         kept = sum(1 for a in experiments if a.status == "keep")
         assert f"| experiments | {len(experiments)} tried, {kept} kept" in w.pr_body()
@@ -152,7 +155,7 @@ def test_a_job_whose_body_update_lands_last_leaves_the_pull_request_showing_ever
 def test_the_run_workflow_button_starts_a_new_loop_in_n_jobs_that_open_one_pull_request(tmp_path: Path) -> None:
     # The loop's first run: no branch, no pull request. Both jobs look for the pull request, find none and open it;
     # GitHub takes the first and refuses the second (422: one already exists), which must use the first's.
-    made, _ = runners_world(tmp_path, budget="{experiments: 2}")
+    made, _ = runners_world(tmp_path, budget=f"{{experiments: {ASKED}}}")
     with made as w, GitHttpServer(tmp_path, lambda token: w.github.valid(token) is not None) as server:
         data = payload("workflow_dispatch")
         data["inputs"] = {"loop": "demo", "experiments": ""}
@@ -176,13 +179,13 @@ def test_the_run_workflow_button_starts_a_new_loop_in_n_jobs_that_open_one_pull_
         check_shared_record(tmp_path, Lab(w.lab.root, w.lab.remote), record)
         assert [a.status for a in record.attempts].count("baseline") == 1  # measured once, by one of them
         experiments = [a for a in record.attempts if a.status != "baseline"]
-        assert len(experiments) == RUNNERS * 2
+        assert len(experiments) == ASKED
         assert [p["number"] for p in w.github.pulls()] == [1]
         assert f"| experiments | {len(experiments)} tried" in w.pr_body()
 
 
 def test_the_schedule_continues_the_loop_in_n_jobs(tmp_path: Path) -> None:
-    made, _ = runners_world(tmp_path, budget="{experiments: 2}")
+    made, _ = runners_world(tmp_path, budget=f"{{experiments: {ASKED}}}")
     with made as w, GitHttpServer(tmp_path, lambda token: w.github.valid(token) is not None) as server:
         assert w.dispatch(experiments=1, loop="demo").code == 0
         data = {"schedule": "17 */6 * * *"}  # GitHub's payload of a cron event names the schedule
@@ -191,7 +194,7 @@ def test_the_schedule_continues_the_loop_in_n_jobs(tmp_path: Path) -> None:
         assert decided.outputs["pr"] == "" and decided.outputs["reply"] == ""  # nobody to answer
         jobs = finish(research_matrix(w, decided, "schedule", data, git_server=server.url,
                                       token=lambda: w.github.job_token(600), GITHUB_RUN_ID="6262"))
-        assert all(job.outputs["pr"] == "1" and job.outputs["experiments"] == "2" for job in jobs)
+        assert all(job.outputs["pr"] == "1" and job.outputs["experiments"] == str(EACH) for job in jobs)
         assert w.lab.remote is not None
         record = final_record(tmp_path, w.lab.remote)
         check_shared_record(tmp_path, Lab(w.lab.root, w.lab.remote), record)
@@ -200,3 +203,14 @@ def test_the_schedule_continues_the_loop_in_n_jobs(tmp_path: Path) -> None:
         assert [p["number"] for p in w.github.pulls()] == [1]
         assert f"| experiments | {len(experiments)} tried" in w.pr_body()
         assert w.github.replies(1) == []  # a schedule posts no comments; the body says it all
+
+
+@pytest.mark.unit
+def test_a_loop_s_jobs_share_its_experiments_and_its_cost_budget_out() -> None:
+    assert [chain.share(5, shard, 3) for shard in range(3)] == [2, 2, 1]  # exactly five, the first jobs one more
+    assert [chain.share(1, shard, 2) for shard in range(2)] == [1, 0]  # the second has none: it is skipped
+    assert chain.share(None, 1, 2) is None and chain.share(7, 0, 1) == 7  # no limit; one job takes it all
+    budget = config.parse(value_config(budget="{experiments: 20, hours: 8, cost_usd: 10}")).loops["demo"].budget
+    each = chain.job_budget(budget, 2.0, 4)
+    assert (each.cost_usd, each.hours, each.experiments) == (2.5, 2.0, 20)  # experiments: chain.share, per shard
+    assert chain.job_budget(budget, 8, 1) is budget

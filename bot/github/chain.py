@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .. import names
-from ..config import Loop
+from ..config import Budget, Loop
 from ..record import Record
 
 GITHUB_HOSTED_HOURS = 5.5  # a GitHub-hosted job is cancelled at 6 h
@@ -77,6 +77,27 @@ def plan(loop: Loop, record: Record | None, *, continuing: bool, job_h: float | 
     notes: dict[str, object] = {"used_h": round(used_h, 6), "experiments": left, "tried": _tried(record),
                                 "job_h": job_h, "handover": handover}
     return Leg(hours=hours, experiments=left, handover=handover, notes=notes)
+
+
+def share(total: int | None, shard: int, jobs: int) -> int | None:
+    """Shard's part of total experiments shared out among a loop's `runners:` jobs (None: no limit to share)."""
+    if total is None or jobs <= 1:
+        return total
+    return total // jobs + (1 if shard < total % jobs else 0)
+
+
+def job_budget(budget: Budget, hours: float | None, jobs: int) -> Budget:
+    """What one of a loop's jobs may use: its leg's hours (each job's own clock) and its part of `cost_usd`.
+
+    The loop's budget is the run's, however many jobs run it: N jobs each under the whole `cost_usd` could
+    spend N times what the config allows. Experiments are shared out the same way (`share`), exactly.
+    """
+    update: dict[str, object] = {}
+    if hours != budget.hours:
+        update["hours"] = hours
+    if jobs > 1 and budget.cost_usd is not None:
+        update["cost_usd"] = budget.cost_usd / jobs
+    return budget.model_copy(update=update) if update else budget
 
 
 def handed_over(leg: Leg, reason: str) -> bool:

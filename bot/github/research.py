@@ -119,12 +119,19 @@ def run_one(ctx: Context, order: Order, target: Target) -> Outcome:
         seed_branch(ctx.repo, loop, ctx.remote)
     record = RecordStore(ctx.repo, loop.name).load()
     leg = _leg(ctx, order, loop, record)
-    run_loop = loop
-    if leg is not None and leg.hours != loop.budget.hours:  # this job's share of the hours, not the loop's
-        run_loop = loop.model_copy(update={"budget": loop.budget.model_copy(update={"hours": leg.hours})})
+    jobs = loop.runners if order.command in ("run", "continue") else 1  # as many as the gate started
+    experiments = leg.experiments if leg else order.experiments
+    if jobs > 1:  # the loop's budget is the run's: its jobs share it out
+        total = experiments if experiments is not None else loop.budget.experiments
+        experiments = chain.share(total, order.shard, jobs)
+        if experiments == 0:
+            return Outcome(loop.name, skipped=f"the {total} experiments asked for went to the loop's other research "
+                                              f"jobs (`runners: {jobs}`)")
+    budget = chain.job_budget(loop.budget, leg.hours if leg else loop.budget.hours, jobs)
+    run_loop = loop if budget is loop.budget else loop.model_copy(update={"budget": budget})
     view: PullRequestView | None = None
     started = prepare_run(ctx.repo, ctx.config, run_loop, RunOptions(
-        experiments=leg.experiments if leg else order.experiments, dry_run=ctx.dry_run, remote=ctx.remote,
+        experiments=experiments, dry_run=ctx.dry_run, remote=ctx.remote,
         # A loop's research jobs of one workflow run (`runners:`) share GITHUB_RUN_ID: the shard tells them apart.
         run_id=ctx.event.run_id + (f".{order.shard}" if order.shard else ""), run_url=ctx.event.run_url,
         notes={"chain": leg.notes} if leg else {}),
