@@ -13,10 +13,12 @@ import pytest
 from arl_bot import config
 from arl_bot.git import Git
 from arl_bot.github import chain, notes
+from arl_bot.record import Note
 
 from tests.action_world import ResearchJob, World, research_matrix, world
 from tests.github_standin.git_http import GitHttpServer
 from tests.labs import PY, Lab, git, value_config
+from tests.test_chain import record_after_a_job
 from tests.test_runners import AGENT_JOBS, EVAL_SUM, check_shared_record, final_record
 from tests.webhooks import Result, comment_payload, payload, run_action
 
@@ -214,3 +216,18 @@ def test_a_loop_s_jobs_share_its_experiments_and_its_cost_budget_out() -> None:
     each = chain.job_budget(budget, 2.0, 4)
     assert (each.cost_usd, each.hours, each.experiments) == (2.5, 2.0, 20)  # experiments: chain.share, per shard
     assert chain.job_budget(budget, 8, 1) is budget
+
+
+@pytest.mark.unit
+def test_a_chain_of_runners_jobs_continues_from_the_first_job_s_end_and_counts_every_job_s_experiments() -> None:
+    # `runners: 2`: the second job, picked up late, started when 3 were tried, and ended last, its share done;
+    # the first started at 1 tried, ran out of its job's hours and handed over. 9 tried now: 8 by this run.
+    record = record_after_a_job(0.0, 3600, "hours: 1.00 h of 1 h used", experiments=20, tried_before=1, tried_now=9)
+    first_start, first_end = record.notes
+    first_start.data["run_id"] = first_end.data["run_id"] = "5151"
+    chained = {**first_start.data["chain"], "tried": 3}
+    late = Note("run_start", "2024-01-01T00:10:00.000000Z", {"chain": chained, "run_id": "5151.1"})
+    late_end = Note("run_end", "2024-01-01T01:20:00.000000Z",
+                    {"reason": "experiments: ran 10 of 10", "run_id": "5151.1"})
+    record.notes = [first_start, late, first_end, late_end]
+    assert chain.pending(record) == (1.0, 12)  # the first job's hours; 20 less the 8 both jobs tried

@@ -8,15 +8,17 @@ run_start note (`chain`), so the next job reads the remainder from the record on
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from .. import names
 from ..config import Budget, Loop
-from ..record import Record
+from ..record import Note, Record
 
 GITHUB_HOSTED_HOURS = 5.5  # a GitHub-hosted job is cancelled at 6 h
 TOKEN_HOURS = 23.0  # GITHUB_TOKEN expires after the job's 24 h at most
 HOURS_STOP = "hours:"  # how decide.stop_reason words an exhausted hours budget
+SHARD_RE = re.compile(r"\.\d+$")  # research.py gives a loop's later `runners:` jobs the run id `<run id>.<shard>`
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,8 @@ def pending(record: Record | None) -> tuple[float, int | None] | None:
         return None
     start = end = None
     for note in reversed(record.notes):
+        if _later_shard(note):  # a loop's `runners:` jobs: only the first hands over; the others' ends interleave
+            continue
         if note.kind == "run_end" and end is None and start is None:
             end = note
         elif note.kind == "run_start":
@@ -55,6 +59,8 @@ def pending(record: Record | None) -> tuple[float, int | None] | None:
     if chain.get("handover") is not True or not str(end.data.get("reason", "")).startswith(HOURS_STOP):
         return None
     used, left, tried = chain.get("used_h"), chain.get("experiments"), chain.get("tried", 0)
+    # What the run's jobs had tried when the first of them started: a job a runner picked up late saw more.
+    tried = min([tried, *(n.data["chain"].get("tried", tried) for n in _same_run(record, start))], key=_number)
     try:  # anyone who may push may write the record: a damaged note ends the chain, it never crashes the job
         used_h = float(used) + max(0.0, (_time(end.at) - _time(start.at)) / 3600)
         if left is not None:
@@ -103,6 +109,28 @@ def job_budget(budget: Budget, hours: float | None, jobs: int) -> Budget:
 def handed_over(leg: Leg, reason: str) -> bool:
     """Whether a job that stopped for reason should start the next one."""
     return leg.handover and reason.startswith(HOURS_STOP)
+
+
+def _later_shard(note: Note) -> bool:
+    """Whether a note is by a loop's second or later `runners:` job (its run id ends in `.<shard>`)."""
+    return bool(SHARD_RE.search(str(note.data.get("run_id", ""))))
+
+
+def _same_run(record: Record, start: Note) -> list[Note]:
+    """The run_start notes, with a chain, of every job of start's workflow run."""
+    run_id = str(start.data.get("run_id", ""))
+    return [n for n in record.notes if n.kind == "run_start" and run_id and isinstance(n.data.get("chain"), dict)
+            and SHARD_RE.sub("", str(n.data.get("run_id", ""))) == run_id]
+
+
+def _number(value: object) -> float:
+    """A note's count for ordering; a damaged one sorts last (it is checked where it is used)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return float("inf")
+    try:
+        return float(value)
+    except ValueError:
+        return float("inf")
 
 
 def _tried(record: Record | None) -> int:
