@@ -231,3 +231,43 @@ def test_a_chain_of_runners_jobs_continues_from_the_first_job_s_end_and_counts_e
                     {"reason": "experiments: ran 10 of 10", "run_id": "5151.1"})
     record.notes = [first_start, late, first_end, late_end]
     assert chain.pending(record) == (1.0, 12)  # the first job's hours; 20 less the 8 both jobs tried
+
+
+WORKFLOW_REF = "Codertocat/Hello-World/.github/workflows/autoresearch.yml@refs/heads/main"
+
+
+def test_a_loop_longer_than_a_job_runs_as_a_chain_of_matrices_that_share_its_budget_exactly(tmp_path: Path) -> None:
+    # An experiment takes over two seconds (the agent sleeps), a job may use 3.6 s: six experiments need more
+    # than one run of the matrix, whose first job hands the loop on each time.
+    slow = f'{{kind: command, command: "sleep 2; {PY} agent.py", timeout: 60}}'
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "jobs.txt").write_text("\n".join(JOBS) + "\n")
+    text = value_config(budget="{experiments: 6, hours: 72}", agent=slow, extra=f"runners: {RUNNERS}") \
+        + "github:\n  job_hours: 0.001\n"
+    files = {"model/a.txt": "0\n", "model/b.txt": "0\n", "model/c.txt": "0\n", "eval/run.py": EVAL_SUM,
+             "agent.py": AGENT_JOBS.format(shared=str(shared))}
+    with world(tmp_path, config_text=text, files=files) as w, \
+            GitHttpServer(tmp_path, lambda token: w.github.valid(token) is not None) as server:
+        actor = {"GITHUB_ACTOR": "alice", "GITHUB_WORKFLOW_REF": WORKFLOW_REF}
+        runs = 0
+        while True:
+            data = payload("workflow_dispatch")
+            data["inputs"] = {"loop": "demo", "experiments": ""}
+            decided = run_action(w.tmp, w.github, w.lab.root, "workflow_dispatch", data, ARL_PHASE="gate", **actor)
+            dispatched = len(w.github.dispatches())
+            finish(research_matrix(w, decided, "workflow_dispatch", data, git_server=server.url,
+                                   token=lambda: w.github.job_token(600), GITHUB_RUN_ID=str(7000 + runs), **actor))
+            runs += 1
+            if len(w.github.dispatches()) == dispatched:
+                break
+            assert len(w.github.dispatches()) == dispatched + 1 and runs <= 6  # only the first job hands over
+            actor = {"GITHUB_ACTOR": "github-actions[bot]", "GITHUB_WORKFLOW_REF": WORKFLOW_REF}
+        assert runs >= 2
+        assert w.lab.remote is not None
+        record = final_record(tmp_path, w.lab.remote)
+        check_shared_record(tmp_path, Lab(w.lab.root, w.lab.remote), record)
+        experiments = [a for a in record.attempts if a.status != "baseline"]
+        assert len(experiments) == 6  # the loop's budget, shared out among the jobs of every run: no more, no less
+        assert {a.run_id.split(".")[0] for a in experiments} <= {str(7000 + n) for n in range(runs)}
+        assert "| experiments | 6 tried" in w.pr_body()
