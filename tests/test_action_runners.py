@@ -249,20 +249,22 @@ def test_a_loop_longer_than_a_job_runs_as_a_chain_of_matrices_that_share_its_bud
              "agent.py": AGENT_JOBS.format(shared=str(shared))}
     with world(tmp_path, config_text=text, files=files) as w, \
             GitHttpServer(tmp_path, lambda token: w.github.valid(token) is not None) as server:
-        actor = {"GITHUB_ACTOR": "alice", "GITHUB_WORKFLOW_REF": WORKFLOW_REF}
+        actor = "alice"  # presses Run workflow; every later run is the bot's own hand-over
         runs = 0
         while True:
             data = payload("workflow_dispatch")
             data["inputs"] = {"loop": "demo", "experiments": ""}
-            decided = run_action(w.tmp, w.github, w.lab.root, "workflow_dispatch", data, ARL_PHASE="gate", **actor)
+            decided = run_action(w.tmp, w.github, w.lab.root, "workflow_dispatch", data, ARL_PHASE="gate",
+                                 GITHUB_ACTOR=actor, GITHUB_WORKFLOW_REF=WORKFLOW_REF)
             dispatched = len(w.github.dispatches())
             finish(research_matrix(w, decided, "workflow_dispatch", data, git_server=server.url,
-                                   token=lambda: w.github.job_token(600), GITHUB_RUN_ID=str(7000 + runs), **actor))
+                                   token=lambda: w.github.job_token(600), GITHUB_RUN_ID=str(7000 + runs),
+                                   GITHUB_ACTOR=actor, GITHUB_WORKFLOW_REF=WORKFLOW_REF))
             runs += 1
             if len(w.github.dispatches()) == dispatched:
                 break
             assert len(w.github.dispatches()) == dispatched + 1 and runs <= 6  # only the first job hands over
-            actor = {"GITHUB_ACTOR": "github-actions[bot]", "GITHUB_WORKFLOW_REF": WORKFLOW_REF}
+            actor = "github-actions[bot]"
         assert runs >= 2
         assert w.lab.remote is not None
         record = final_record(tmp_path, w.lab.remote)
