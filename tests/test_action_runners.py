@@ -273,3 +273,22 @@ def test_a_loop_longer_than_a_job_runs_as_a_chain_of_matrices_that_share_its_bud
         assert len(experiments) == 6  # the loop's budget, shared out among the jobs of every run: no more, no less
         assert {a.run_id.split(".")[0] for a in experiments} <= {str(7000 + n) for n in range(runs)}
         assert "| experiments | 6 tried" in w.pr_body()
+
+
+def test_a_job_whose_share_is_none_says_so_and_runs_nothing(tmp_path: Path) -> None:
+    made, _ = runners_world(tmp_path)
+    with made as w, GitHttpServer(tmp_path, lambda token: w.github.valid(token) is not None) as server:
+        assert w.dispatch(experiments=1, loop="demo").code == 0
+        comment = w.github.add_comment(1, "alice", "/autoresearch continue 1")
+        data = comment_payload(comment, 1)
+        decided = gate(w, "issue_comment", data)
+        first, second = finish(research_matrix(w, decided, "issue_comment", data, git_server=server.url,
+                                               token=lambda: w.github.job_token(600), GITHUB_RUN_ID="8383"))
+        assert first.outputs["experiments"] == "1" and "experiments" not in second.outputs
+        assert "Skipped: the 1 experiment asked for went to the loop's other research jobs" in second.summary
+        assert w.lab.remote is not None
+        record = final_record(tmp_path, w.lab.remote)
+        assert [a.run_id for a in record.attempts if a.status != "baseline"] == ["4242", "8383"]
+        assert not any(n.data.get("run_id") == "8383.1" for n in record.notes)  # it did not even start a run
+        own = [c["body"] for c in w.github.comments(1) if "Research job 2 of 2" in c["body"]]
+        assert len(own) == 1 and "⏭️ Skipped: the 1 experiment asked for" in own[0]

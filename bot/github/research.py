@@ -125,8 +125,9 @@ def run_one(ctx: Context, order: Order, target: Target) -> Outcome:
         total = experiments if experiments is not None else loop.budget.experiments
         experiments = chain.share(total, order.shard, jobs)
         if experiments == 0:
-            return Outcome(loop.name, skipped=f"the {total} experiments asked for went to the loop's other research "
-                                              f"jobs (`runners: {jobs}`)")
+            asked = f"{total} experiment{'' if total == 1 else 's'}"
+            return Outcome(loop.name, skipped=f"the {asked} asked for went to the loop's other research jobs "
+                                              f"(`runners: {jobs}`)")
     budget = chain.job_budget(loop.budget, leg.hours if leg else loop.budget.hours, jobs)
     run_loop = loop if budget is loop.budget else loop.model_copy(update={"budget": budget})
     view: PullRequestView | None = None
