@@ -292,3 +292,6 @@ def test_a_job_whose_share_is_none_says_so_and_runs_nothing(tmp_path: Path) -> N
         assert not any(n.data.get("run_id") == "8383.1" for n in record.notes)  # it did not even start a run
         own = [c["body"] for c in w.github.comments(1) if "Research job 2 of 2" in c["body"]]
         assert len(own) == 1 and "⏭️ Skipped: the 1 experiment asked for" in own[0]
+        # `phase: all` (the gate and one research job in one) is one job, whatever `runners:` says: all three are its.
+        alone = w.dispatch(experiments=3, loop="demo")
+        assert alone.code == 0 and alone.outputs["experiments"] == "3", alone.stdout + alone.stderr

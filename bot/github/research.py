@@ -119,7 +119,9 @@ def run_one(ctx: Context, order: Order, target: Target) -> Outcome:
         seed_branch(ctx.repo, loop, ctx.remote)
     record = RecordStore(ctx.repo, loop.name).load()
     leg = _leg(ctx, order, loop, record)
-    jobs = loop.runners if order.command in ("run", "continue") else 1  # as many as the gate started
+    # As many as the gate's matrix started; `phase: all` is the gate and one research job in one, whatever N.
+    matrix = (ctx.env.get("ARL_PHASE") or "all").strip() == "research" and order.command in ("run", "continue")
+    jobs = loop.runners if matrix else 1
     experiments = leg.experiments if leg else order.experiments
     if jobs > 1:  # the loop's budget is the run's: its jobs share it out
         total = experiments if experiments is not None else loop.budget.experiments
