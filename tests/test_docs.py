@@ -146,3 +146,15 @@ def test_a_row_says_type_constraints_default_and_the_fields_comment() -> None:
     assert "| `size` | integer, ≥ 1 | `3` | How big it is. |" in page
     assert '| `names` | list of string | `["a", "b"]` | The names it takes, in order. |' in page  # default_factory
     assert "| `mode` | string or null | `null` |  |" in page
+
+
+def test_every_benchmark_the_docs_name_exists_and_each_readme_figure_is_on_the_performance_page() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    page = (ROOT / "docs" / "performance.md").read_text(encoding="utf-8")
+    named = set(re.findall(r"python -m benchmarks\.(\w+)", readme + page))
+    assert named and all((ROOT / "benchmarks" / f"{name}.py").is_file() for name in named), named
+    section = readme[readme.index("## Performance"):readme.index("<!-- section: docs -->")]
+    for row in re.findall(r"^\| (?!what|---)(.+)$", section, re.MULTILINE):
+        measured = row.split(" | ")[1]
+        for figure in re.findall(r"\d[\d.,]*", measured):  # each number the README shows, the page shows too
+            assert re.search(rf"(?<![\d.]){re.escape(figure)}(?![\d])", page), (figure, row)
