@@ -39,6 +39,7 @@ class Event:
     loop: str | None = None  # dispatch / CLI: the loop asked for (validated)
     experiments: int | None = None  # dispatch / CLI: how many (validated)
     run_id: str = ""
+    run_attempt: str = ""  # GITHUB_RUN_ATTEMPT: 2 and on when a person re-runs the workflow run's jobs
     server_url: str = DEFAULT_SERVER
     api_url: str = DEFAULT_API
 
@@ -47,7 +48,13 @@ class Event:
         """The link to this workflow run ('' outside Actions)."""
         if not self.run_id or not self.repository:
             return ""
-        return f"{self.server_url}/{self.repository}/actions/runs/{self.run_id}"
+        attempt = f"/attempts/{self.run_attempt}" if self.run_attempt not in ("", "1") else ""
+        return f"{self.server_url}/{self.repository}/actions/runs/{self.run_id}{attempt}"
+
+    @property
+    def job_run_id(self) -> str:
+        """What tells this job's attempts apart in the record: a re-run keeps GITHUB_RUN_ID, not the attempt."""
+        return self.run_id + (f"-{self.run_attempt}" if self.run_attempt not in ("", "1") else "")
 
     @property
     def from_bot(self) -> bool:
@@ -81,7 +88,7 @@ def parse(name: str, payload: Mapping[str, Any], env: Mapping[str, str]) -> Even
     """Build the Event from the event name, its webhook payload and the runner's environment."""
     common: dict[str, Any] = {
         "name": name, "repository": env.get("GITHUB_REPOSITORY") or _repo_of(payload),
-        "run_id": env.get("GITHUB_RUN_ID", ""),
+        "run_id": env.get("GITHUB_RUN_ID", ""), "run_attempt": env.get("GITHUB_RUN_ATTEMPT", ""),
         "server_url": (env.get("GITHUB_SERVER_URL") or DEFAULT_SERVER).rstrip("/"),
         "api_url": (env.get("GITHUB_API_URL") or DEFAULT_API).rstrip("/"),
     }

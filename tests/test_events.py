@@ -61,3 +61,11 @@ def test_schedule_and_the_cli_and_anything_else(tmp_path: Path) -> None:
     path.write_text("{not json")
     with pytest.raises(EventError, match="cannot read the event payload"):
         from_env({**ENV, "GITHUB_EVENT_NAME": "issue_comment", "GITHUB_EVENT_PATH": str(path)})
+
+
+def test_a_re_run_of_a_job_is_another_run_in_the_record_and_links_to_its_own_attempt() -> None:
+    first = parse("schedule", {}, {**ENV, "GITHUB_RUN_ID": "77", "GITHUB_RUN_ATTEMPT": "1"})
+    again = parse("schedule", {}, {**ENV, "GITHUB_RUN_ID": "77", "GITHUB_RUN_ATTEMPT": "2"})
+    assert (first.job_run_id, again.job_run_id) == ("77", "77-2")
+    assert first.run_url.endswith("/actions/runs/77")
+    assert again.run_url.endswith("/actions/runs/77/attempts/2")

@@ -18,7 +18,8 @@ from .sandbox import SandboxSettings
 
 
 class Budget(Strict):
-    """When a run stops. Counts are per run; `target` is checked against the loop's best."""
+    """When a run stops. Counts are per run (a run of `runners: N` jobs shares experiments and cost_usd among
+    them; hours is each job's own clock); `target` is checked against the loop's best."""
 
     experiments: int | None = Field(default=20, ge=1)  # experiments per run
     hours: Number | None = Field(default=None, gt=0)  # hours per run
@@ -86,7 +87,7 @@ class Loop(Strict):
     # None: the GPUs visible to the runner, else one slot with no device set.
     devices: list[Annotated[str, BeforeValidator(device_id)]] | None = Field(default=None, min_length=1)
     # Research jobs the Action starts for this loop at once (each its own runner and concurrency group);
-    # they share the loop through the remote.
+    # they share the loop through the remote, and its budget's experiments and cost_usd are split among them.
     runners: int = Field(default=1, ge=1, le=16)
 
     @field_validator("devices")

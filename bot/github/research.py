@@ -136,7 +136,7 @@ def run_one(ctx: Context, order: Order, target: Target) -> Outcome:
     started = prepare_run(ctx.repo, ctx.config, run_loop, RunOptions(
         experiments=experiments, dry_run=ctx.dry_run, remote=ctx.remote,
         # A loop's research jobs of one workflow run (`runners:`) share GITHUB_RUN_ID: the shard tells them apart.
-        run_id=ctx.event.run_id + (f".{order.shard}" if order.shard else ""), run_url=ctx.event.run_url,
+        run_id=ctx.event.job_run_id + (f".{order.shard}" if order.shard else ""), run_url=ctx.event.run_url,
         notes={"chain": leg.notes} if leg else {}),
         listeners=[LinePrinter()], require_isolation=True)
     session = started.session
