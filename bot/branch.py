@@ -95,7 +95,7 @@ class ResearchBranch:
         since. The change is replayed by a three-way merge (base parent, ours the candidate, theirs the
         head): None when the two touch the same lines, and then nothing in tree changed.
         """
-        ours = tree.store_commit(candidate_tree, [parent], "candidate")
+        ours = tree.objects.store_commit(candidate_tree, [parent], "candidate")
         merged = self.repo.merge_trees(ours, head)
         if merged is None:
             return None

@@ -1,8 +1,8 @@
 """The git adapter: the only module that runs git (bot/gitsafe.py makes every such git run no repository code).
 
-`Git` at one repository or worktree: plumbing (`run`, with the forced config and environment), objects
-written and read in-process, refs moved by compare-and-swap, diffs, and fetch and push; the research
-worktree's links are bot/worktrees.py's.
+`Git` at one repository or worktree: plumbing (`run`, with the forced config and environment), refs moved by
+compare-and-swap, diffs, and fetch and push; objects written and read in-process are bot/gitobjects.py's
+(`Git.objects`), the research worktree's links bot/worktrees.py's.
 """
 
 from __future__ import annotations
@@ -11,16 +11,13 @@ import contextlib
 import os
 import re
 import subprocess
-import threading
-import time
 from dataclasses import dataclass
-from io import BytesIO
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from . import process, treecheck, worktrees
 from .errors import GitError, PushRejectedError
+from .gitobjects import BLOB_MODE, TREE_MODE, Objects, identity_env
 from .gitsafe import (
     NETWORK,
     SAFE_CONFIG,
@@ -43,25 +40,8 @@ __all__ = [
 ]
 
 ZERO_SHA = "0" * 40
-TREE_MODE = "40000"
-BLOB_MODE = "100644"
 GITLINK_MODE = "160000"
 TRAILER_PREFIX = "Autoresearch-"
-
-
-def identity_env() -> dict[str, str]:
-    """The environment for commits the bot makes: the user's identity if set, else the bot's."""
-    env = dict(os.environ)
-    env.setdefault("GIT_AUTHOR_NAME", "arl-bot")
-    env.setdefault("GIT_AUTHOR_EMAIL", "arl-bot@users.noreply.github.com")
-    env.setdefault("GIT_COMMITTER_NAME", env["GIT_AUTHOR_NAME"])
-    env.setdefault("GIT_COMMITTER_EMAIL", env["GIT_AUTHOR_EMAIL"])
-    return env
-
-
-def _ident(text: str) -> str:
-    # A name or email with '<', '>' or a newline would corrupt the commit header.
-    return "".join(ch for ch in text if ch not in "<>\n") or "arl-bot"
 
 
 @dataclass(frozen=True)
@@ -78,13 +58,11 @@ class Git:
 
     def __init__(self, path: str | Path, *, search_parents: bool = False) -> None:
         self.root, self.common_dir = _locate(Path(path), search_parents)
-        self._loose: Any = None  # gitdb's LooseObjectDB, made when the first object is written
         self._config: list[tuple[str, str, str]] | None = None  # (scope, key, value), read when first needed
         self._config_stamp: tuple[object, ...] = ()  # the config files' stat when _config was read
         self._attributes_in_tree = True  # until hazards() has looked: whether a `.gitattributes` is in the tree
         self._gitlinks: dict[str, list[str]] = {}
-        self._cat: subprocess.Popen[bytes] | None = None
-        self._cat_lock = threading.Lock()
+        self.objects = Objects(self.root, self.common_dir, self.command)  # written and read in-process
 
     # -- plumbing -------------------------------------------------------------------------------
     def run(self, *args: str, env: dict[str, str] | None = None, strip: bool = True,
@@ -168,75 +146,13 @@ class Git:
             return None
         return text if len(text) == 40 and all(c in "0123456789abcdef" for c in text) else None
 
-    def _store(self, kind: bytes, data: bytes) -> str:
-        # gitdb's loose-object writer runs in-process; GitPython's own odb spawns `git hash-object`.
-        # Imported here: commands that only read (`results`) never pay for it.
-        from gitdb import LooseObjectDB  # type: ignore[import-untyped]  # gitdb ships no type hints
-        from gitdb.base import IStream  # type: ignore[import-untyped]
-
-        if self._loose is None:
-            self._loose = LooseObjectDB(str(self.common_dir / "objects"))
-        stream = self._loose.store(IStream(kind, len(data), BytesIO(data)))
-        return stream.hexsha.decode() if isinstance(stream.hexsha, bytes) else str(stream.hexsha)
-
     def ref_value(self, ref: str) -> str | None:
         """What a full ref name points at; reads a loose ref file directly, asks git otherwise."""
         return self._loose_ref(ref) or self.rev(ref)  # a packed or symbolic ref: let git resolve it
 
-    def store_blob(self, data: bytes) -> str:
-        """Write a blob into the object database in-process (no git subprocess) and return its SHA."""
-        return self._store(b"blob", data)
-
-    def store_tree(self, entries: dict[str, tuple[str, str]]) -> str:
-        """Write a tree of name -> (mode, sha) in-process; mode "40000" marks a subtree."""
-        def order(name: str) -> bytes:  # git sorts a subtree as if its name ended in "/"
-            return (name + "/" if entries[name][0] == TREE_MODE else name).encode()
-
-        body = b"".join(
-            f"{entries[name][0]} {name}".encode() + b"\0" + bytes.fromhex(entries[name][1])
-            for name in sorted(entries, key=order)
-        )
-        return self._store(b"tree", body)
-
-    def store_commit(self, tree: str, parents: list[str], message: str) -> str:
-        """Write a commit in-process, as the bot (or GIT_AUTHOR_*/GIT_COMMITTER_* when set)."""
-        env = identity_env()
-        stamp = f"{int(time.time())} +0000"
-        author = f"{_ident(env['GIT_AUTHOR_NAME'])} <{_ident(env['GIT_AUTHOR_EMAIL'])}> {stamp}"
-        committer = f"{_ident(env['GIT_COMMITTER_NAME'])} <{_ident(env['GIT_COMMITTER_EMAIL'])}> {stamp}"
-        head = f"tree {tree}\n" + "".join(f"parent {p}\n" for p in parents)
-        text = f"{head}author {author}\ncommitter {committer}\n\n{message.rstrip()}\n"
-        return self._store(b"commit", text.encode())
-
-    def read_blobs(self, shas: list[str]) -> list[bytes]:
-        """Read many blobs in-process."""
-        # Our own long-lived `git cat-file --batch`, not GitPython's: that one would inherit all of os.environ.
-        with self._cat_lock:
-            if self._cat is None or self._cat.poll() is not None:
-                argv, env = self.command(["cat-file", "--batch"])
-                self._cat = subprocess.Popen(argv, cwd=self.root, env=env, stdin=subprocess.PIPE,
-                                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-            cat = self._cat
-            assert cat.stdin is not None and cat.stdout is not None
-            blobs = []
-            for sha in shas:  # one at a time: both pipes stay drained whatever the sizes
-                cat.stdin.write(sha.encode("ascii") + b"\n")
-                cat.stdin.flush()
-                header = cat.stdout.readline().split()
-                if len(header) != 3:
-                    raise GitError("cat-file --batch", f"object {sha} is missing: {b' '.join(header).decode()}")
-                blobs.append(cat.stdout.read(int(header[2])))
-                cat.stdout.read(1)  # the newline after each object
-            return blobs
-
     def close(self) -> None:
         """End the object reader, if one was started (it also ends by itself when this process does)."""
-        with self._cat_lock:
-            if self._cat is not None:
-                if self._cat.stdin is not None:
-                    self._cat.stdin.close()
-                self._cat.wait()
-                self._cat = None
+        self.objects.close()
 
     def __del__(self) -> None:
         with contextlib.suppress(Exception):
@@ -398,7 +314,7 @@ class Git:
                     merged: list[str] | None = None) -> str:
         """Make a commit of tree on parent (merged: further parents) with the bot's trailers, touching no ref."""
         lines = [f"{TRAILER_PREFIX}{key}: {value}" for key, value in trailers.items()]
-        return self.store_commit(tree, [parent, *(merged or [])], message.strip() + "\n\n" + "\n".join(lines))
+        return self.objects.store_commit(tree, [parent, *(merged or [])], message.strip() + "\n\n" + "\n".join(lines))
 
     def move_ref(self, ref: str, new: str, old: str | None) -> None:
         """Point ref at new only if it still points at old (None: only if it does not exist)."""

@@ -106,7 +106,7 @@ def retrailer(repo: Git, branch_ref: str, pushed: str, numbers: dict[int, int]) 
         if old.isdigit() and int(old) in numbers:
             message = re.sub(rf"^{re.escape(key)}: {old}$", f"{key}: {numbers[int(old)]}", message, flags=re.M)
         tree = repo.run("rev-parse", f"{sha}^{{tree}}")
-        shas[sha] = repo.store_commit(tree, parents, message.rstrip("\n") + "\n")
+        shas[sha] = repo.objects.store_commit(tree, parents, message.rstrip("\n") + "\n")
     repo.move_ref(branch_ref, shas[chain[-1]], head)
     return shas
 
@@ -142,11 +142,11 @@ def rebase_record(repo: Git, local: str, remote: str, *, branch_ref: str, pushed
     their_attempts = _numbered(list(theirs_entries), "attempts")
     our_attempts = _numbered(ours, "attempts")
     their_new = [theirs_entries[p] for p in _numbered(theirs_added, "attempts").values()]
-    their_parsed = [Attempt.from_dict(json.loads(b)) for b in repo.read_blobs(their_new)]
+    their_parsed = [Attempt.from_dict(json.loads(b)) for b in repo.objects.read_blobs(their_new)]
     their_keeps = {a.sha for a in their_parsed if a.status == "keep" and a.sha}
     their_baselines = {a.sha: a.experiment for a in their_parsed if a.status == "baseline" and a.sha}
-    ours_parsed = {old: Attempt.from_dict(json.loads(blob)) for old, blob in
-                   zip(our_attempts, repo.read_blobs([local_entries[p] for p in our_attempts.values()]), strict=True)}
+    our_blobs = repo.objects.read_blobs([local_entries[p] for p in our_attempts.values()])
+    ours_parsed = {old: Attempt.from_dict(json.loads(blob)) for old, blob in zip(our_attempts, our_blobs, strict=True)}
     if any(a.status == "keep" and a.sha in their_keeps and a.sha not in unpublished for a in ours_parsed.values()):
         # The other runner made the very same commit first (same change, parent, message and second): ours
         # was still measured against the best before it, so it is measured again like any stale keep.
@@ -178,7 +178,7 @@ def rebase_record(repo: Git, local: str, remote: str, *, branch_ref: str, pushed
                 attempt, status="interrupted", sha=None, extra={**attempt.extra, "unpublished": attempt.sha},
                 reason=f"{attempt.reason}; but another runner's keep reached the remote first, and this run "
                        "stopped before measuring the change again on top of it")
-        files[item_path("attempts", numbers[old], ".json")] = repo.store_blob(attempt.to_json().encode())
+        files[item_path("attempts", numbers[old], ".json")] = repo.objects.store_blob(attempt.to_json().encode())
     for old, path in our_diffs.items():
         if old in dropped:
             continue

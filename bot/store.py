@@ -90,7 +90,7 @@ class RecordStore:
         """(path, blob sha, parsed item or the error) for every record file; damaged/ is skipped."""
         entries = [(p, s) for p, s in self.git.tree_entries(commit)
                    if p == "meta.json" or p.startswith(("attempts/", "notes/"))]
-        blobs = self.git.read_blobs([s for _, s in entries])
+        blobs = self.git.objects.read_blobs([s for _, s in entries])
         items: list[tuple[str, str, Meta | Attempt | Note | Exception]] = []
         for (path, sha), blob in zip(entries, blobs, strict=True):
             try:
@@ -314,12 +314,12 @@ class RecordStore:
         root = self._tree("", parent)
         for path, data in files.items():
             parts = path.split("/")
-            blob = (BLOB_MODE, self.git.store_blob(data))
+            blob = (BLOB_MODE, self.git.objects.store_blob(data))
             trees = [root] + [self._tree("/".join(parts[: i + 1]), parent) for i in range(len(parts) - 1)]
             trees[-1][parts[-1]] = blob
             for depth in range(len(parts) - 1, 0, -1):
-                trees[depth - 1][parts[depth - 1]] = (TREE_MODE, self.git.store_tree(trees[depth]))
-        commit = self.git.store_commit(self.git.store_tree(root), [parent] if parent else [], message)
+                trees[depth - 1][parts[depth - 1]] = (TREE_MODE, self.git.objects.store_tree(trees[depth]))
+        commit = self.git.objects.store_commit(self.git.objects.store_tree(root), [parent] if parent else [], message)
         # Compare-and-swap: a second writer that raced us fails here instead of losing our item.
         try:
             self.git.move_ref(self.ref, commit, parent)

@@ -166,7 +166,7 @@ class Remote:
                 f"kept experiments; nothing is lost: they are pushed to {side} and in the record",
                 hint=f"merge {side} into the research branch by hand, push it, then run again",
             )
-        merged = self.repo.store_commit(tree, [ours, theirs], f"Merge {self.name}'s changes to the research "
+        merged = self.repo.objects.store_commit(tree, [ours, theirs], f"Merge {self.name}'s changes to the research "
                                         "branch with this run's kept experiments")
         self.repo.move_ref(self.branch_ref, merged, ours)
         return True

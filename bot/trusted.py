@@ -68,7 +68,7 @@ def export_trusted(repo: Git, commit: str, loop: Loop, target: Path) -> Path:
             continue
         destination = target / relative
         destination.parent.mkdir(parents=True, exist_ok=True)
-        data = repo.read_blobs([sha])[0]  # one at a time: a repository's data files can be large
+        data = repo.objects.read_blobs([sha])[0]  # one at a time: a repository's data files can be large
         if mode == "120000":
             # A link is written only when it stays inside the copy: one leading out could reach the tree.
             link = os.fsdecode(data)

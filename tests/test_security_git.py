@@ -297,7 +297,7 @@ def test_the_token_reaches_only_network_git_and_secrets_no_git_that_runs_locally
         assert network_config  # the header is there for fetch and push
         repo.rev("HEAD")
         repo.dirty()
-        repo.read_blobs([repo.run("rev-parse", "HEAD:values.txt")])  # the object reader, a long-lived cat-file
+        repo.objects.read_blobs([repo.run("rev-parse", "HEAD:values.txt")])  # the object reader, a long-lived cat-file
         repo.fetch("origin", ["+refs/heads/main:refs/heads/copy"])
         repo.push("origin", ["refs/heads/main:refs/heads/pushed"])
     assert not network_config  # and gone after the block
