@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from arl_bot import policy as phase_policy
@@ -89,3 +90,19 @@ def test_a_phase_whose_cgroup_cannot_be_joined_never_runs(tmp_path: Path) -> Non
     assert not marker.exists()  # nothing ran outside its limits
     assert f"{NOTE_PREFIX}cannot apply the phase's limits" in result.stderr
 
+
+
+def test_phases_side_by_side_each_get_their_own_process_limit(tmp_path: Path) -> None:
+    # Two workers' evaluations at once: 12 processes each under a limit of 16 (together past it).
+    sandbox = BubblewrapSandbox(SandboxSettings(evaluation=PhaseSandbox(processes=16)))
+    trees = []
+    for name in ("a", "b"):
+        tree, scratch = tmp_path / name / "tree", tmp_path / name / "scratch"
+        tree.mkdir(parents=True)
+        scratch.mkdir()
+        trees.append((tree, phase_policy.evaluation_policy(tree, scratch, {})))
+    command = ["sh", "-c", "for i in $(seq 12); do sleep 0.5 & done; wait; echo done"]
+    assert sandbox.run(["true"], cwd=trees[0][0], policy=trees[0][1], timeout=30).ok  # one cgroup free to reuse
+    with ThreadPoolExecutor(2) as pool:
+        results = list(pool.map(lambda t: sandbox.run(command, cwd=t[0], policy=t[1], timeout=30), trees))
+    assert [(r.ok, r.stdout) for r in results] == [(True, "done\n")] * 2, [r.stderr for r in results]
