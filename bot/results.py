@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 
-from . import guards
+from . import guards, workers_view
 from .record import Attempt, Meta, Note, Record
 from .sanitize import terminal_text
 from .views import fmt
@@ -88,6 +88,9 @@ def as_table(record: Record) -> str:
                  f"; cost ${record.total_cost:.2f}")
     if record.stop_reason:
         lines.append(f"last run stopped: {_flat(record.stop_reason)}")
+    workers = workers_view.text(record)  # with several workers or device slots: what they got through
+    if workers:
+        lines.append(f"workers: {_flat(workers)}")
     return "\n".join(lines) + "\n"
 
 

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from arl_bot import config, decide, prbody, report, workers_view
+from arl_bot import config, decide, prbody, report, results, workers_view
 from arl_bot.cli import build_parser
 from arl_bot.errors import ConfigError
 from arl_bot.journal import InFlight
@@ -324,8 +324,10 @@ def test_the_pull_request_shows_the_workers_throughput_and_how_busy_the_slots_we
     assert workers_view.row(record) in prbody.render(record, prbody.BodyContext(loop="demo", goal="minimize",
                                                                                 metric="score"))
     assert "2 on gpu 0: 240 experiments/h, slots 75% busy" in report.build_report(record)
+    assert "workers: 2 on gpu 0: 240 experiments/h, slots 75% busy (latest run)\n" in results.as_table(record)
     one = Record(meta=meta, attempts=attempts, notes=[Note(kind="run_start", at=start.at, data={"run_id": "r1"})])
     assert workers_view.row(one) is None  # a single worker on one slot: nothing new to say
+    assert "workers:" not in results.as_table(one)
 
 
 @pytest.mark.unit
