@@ -13,8 +13,9 @@ from arl_bot import process
 
 from tests.labs import running
 
-# Makes this interpreter the subreaper of its descendants, so an orphan becomes *its* zombie (it never reaps
-# it), as under a PID 1 that never reaps; then runs argv through process.run and counts kill_group's waits.
+# Makes this interpreter the subreaper of its descendants, so an orphan becomes *its* zombie, unreaped while
+# process.run ends the group (as under a PID 1 that never reaps; process.run reaps it only after the group is
+# gone); then runs argv through process.run and counts kill_group's waits.
 ORPHANS = textwrap.dedent("""\
     import ctypes, json, os, sys
     from arl_bot import process
