@@ -46,7 +46,7 @@ class Cell:
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="arl-sandbox-cell")
         try:
             self._thread.submit(self._join).result()
-        except OSError:
+        except (OSError, RuntimeError):
             self.close()
             raise
 
@@ -111,7 +111,7 @@ def take(parent: Path) -> Cell | None:
                 return cell
     try:
         cell = Cell(parent)
-    except OSError:
+    except (OSError, RuntimeError):  # RuntimeError: no thread could be started (a thread limit)
         return None
     with _lock:
         if not _all:
