@@ -21,7 +21,7 @@ from arl_bot.git import Git
 from arl_bot.github import notes
 from arl_bot.github.outputs import Order, Target
 from arl_bot.github.pr import seed_branch
-from arl_bot.loop import RunOptions, Session
+from arl_bot.loop import RunOptions, RunSummary, Session
 from arl_bot.record import Record
 from arl_bot.revert import revert
 from arl_bot.store import RecordStore
@@ -393,12 +393,39 @@ def other_runner_states(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, lab: La
     return states
 
 
-def env_lab(tmp_path: Path) -> Lab:
-    """A value lab whose agent writes $ARL_TEST_VALUE, its baseline (10) on the remote."""
+def env_lab(tmp_path: Path, *, started: bool = True) -> Lab:
+    """A value lab whose agent writes $ARL_TEST_VALUE; started: its baseline (10) is on the remote."""
     text = value_config(agent=f'{{kind: command, command: "{PY} agent.py", timeout: 30, pass_env: [ARL_TEST_VALUE]}}')
     lab = make_lab(tmp_path, ["1"], config_text=text, remote=True, files={"agent.py": AGENT_ENV})
-    Session(lab.repo, lab.config(), lab.loop(), RunOptions(experiments=0)).run()
+    if started:
+        Session(lab.repo, lab.config(), lab.loop(), RunOptions(experiments=0)).run()
     return lab
+
+
+def another_runner_starts_the_loop(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, lab: Lab) -> list[tuple[str, str]]:
+    """Another runner starts the loop at the same moment, measures its baseline and keeps 5; the remote is put
+    back empty, and what it pushed lands just before this runner's first push (others_push_first)."""
+    assert lab.remote is not None
+    other = tmp_path / "other"
+    git(tmp_path, "clone", "--quiet", str(lab.remote), str(other))
+    monkeypatch.setenv("ARL_TEST_VALUE", "5")
+    Session(Git(other), lab.config(), lab.loop(), RunOptions(experiments=1, run_id="theirs")).run()
+    states = [refs_of(lab.remote)]
+    Lab(lab.remote).git("update-ref", "-d", "refs/heads/autoresearch/demo")
+    Lab(lab.remote).git("update-ref", "-d", "refs/autoresearch/demo/record")
+    return states
+
+
+def ours_after_theirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, lab: Lab, states: list[tuple[str, str]],
+                      value: str) -> tuple[Session, RunSummary, Record]:
+    """This runner's one experiment (its agent writes value), each of its pushes beaten by the next of states;
+    the session, what its run returned, and the record on the remote."""
+    assert lab.remote is not None
+    others_push_first(tmp_path, monkeypatch, lab.remote, states)
+    monkeypatch.setenv("ARL_TEST_VALUE", value)
+    session = Session(lab.repo, lab.config(), lab.loop(), RunOptions(experiments=1, run_id="ours"))
+    summary = session.run()
+    return session, summary, final_record(tmp_path, lab.remote)
 
 
 def test_an_attempt_renumbered_by_two_refused_pushes_is_found_under_its_last_number(
@@ -408,12 +435,9 @@ def test_an_attempt_renumbered_by_two_refused_pushes_is_found_under_its_last_num
     # Another runner records two discards, each landing just before one of our keep's pushes: ours is
     # renumbered 1 -> 2, then 2 -> 3 (once the journal took experiment 2, theirs, for ours).
     states = other_runner_states(tmp_path, monkeypatch, lab, ["12", "13"])
-    others_push_first(tmp_path, monkeypatch, lab.remote, states)
-    monkeypatch.setenv("ARL_TEST_VALUE", "7")
-    summary = Session(lab.repo, lab.config(), lab.loop(), RunOptions(experiments=1, run_id="ours")).run()
+    _, summary, record = ours_after_theirs(tmp_path, monkeypatch, lab, states, "7")
     ours = summary.attempts[-1]
     assert (ours.experiment, ours.status, ours.run_id, ours.description) == (3, "keep", "ours", "set value to 7")
-    record = final_record(tmp_path, lab.remote)
     assert [(a.experiment, a.status, a.run_id) for a in record.attempts[1:]] == [
         (1, "discard", "theirs"), (2, "discard", "theirs"), (3, "keep", "ours")]
     assert Lab(lab.remote).git("log", "-1", "--format=%(trailers:key=Autoresearch-Experiment,valueonly)",
@@ -427,10 +451,7 @@ def test_a_keep_renumbered_then_beaten_by_another_runner_s_keep_is_measured_agai
     # Our keep's first push loses to their discard (ours renumbered: a new commit for the new trailer), its
     # second to their keep: the keep, under its new commit, comes off the branch and is measured again.
     states = other_runner_states(tmp_path, monkeypatch, lab, ["12", "5"])
-    others_push_first(tmp_path, monkeypatch, lab.remote, states)
-    monkeypatch.setenv("ARL_TEST_VALUE", "7")
-    summary = Session(lab.repo, lab.config(), lab.loop(), RunOptions(experiments=1, run_id="ours")).run()
-    record = final_record(tmp_path, lab.remote)
+    _, summary, record = ours_after_theirs(tmp_path, monkeypatch, lab, states, "7")
     assert [(a.experiment, a.status, a.run_id) for a in record.attempts[1:]] == [
         (1, "discard", "theirs"), (2, "keep", "theirs"), (3, "discard", "ours")]
     ours = record.attempts[3]
@@ -441,23 +462,10 @@ def test_a_keep_renumbered_then_beaten_by_another_runner_s_keep_is_measured_agai
 
 def test_a_runner_whose_new_loop_lost_the_race_goes_on_from_the_winner_s_baseline_and_keeps(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    text = value_config(agent=f'{{kind: command, command: "{PY} agent.py", timeout: 30, pass_env: [ARL_TEST_VALUE]}}')
-    lab = make_lab(tmp_path, ["1"], config_text=text, remote=True, files={"agent.py": AGENT_ENV})
-    assert lab.remote is not None
-    # The other runner started the loop at the same moment, measured its baseline and kept 5 before our
-    # baseline's push: theirs reaches the remote first, on a record ours has no commit in common with.
-    other = tmp_path / "other"
-    git(tmp_path, "clone", "--quiet", str(lab.remote), str(other))
-    monkeypatch.setenv("ARL_TEST_VALUE", "5")
-    Session(Git(other), lab.config(), lab.loop(), RunOptions(experiments=1, run_id="theirs")).run()
-    states = [refs_of(lab.remote)]
-    Lab(lab.remote).git("update-ref", "-d", "refs/heads/autoresearch/demo")
-    Lab(lab.remote).git("update-ref", "-d", "refs/autoresearch/demo/record")
-    others_push_first(tmp_path, monkeypatch, lab.remote, states)
-    monkeypatch.setenv("ARL_TEST_VALUE", "7")
-    session = Session(lab.repo, lab.config(), lab.loop(), RunOptions(experiments=1, run_id="ours"))
-    summary = session.run()
-    record = final_record(tmp_path, lab.remote)
+    lab = env_lab(tmp_path, started=False)
+    # Theirs reaches the remote before our baseline's push, on a record ours has no commit in common with.
+    states = another_runner_starts_the_loop(tmp_path, monkeypatch, lab)
+    session, summary, record = ours_after_theirs(tmp_path, monkeypatch, lab, states, "7")
     assert [(a.experiment, a.status, a.run_id) for a in record.attempts] == [
         (0, "baseline", "theirs"), (1, "keep", "theirs"), (2, "discard", "ours")]  # one baseline: theirs
     assert [a.run_id for a in summary.attempts] == ["ours"]  # theirs is not counted as this run's
@@ -523,11 +531,7 @@ def test_two_runners_re_measuring_a_branch_moved_by_hand_record_one_re_measure(
     moved = git(fix, "rev-parse", "HEAD")
     # The other runner re-measures it and records a discard before our re-measure's push.
     states = other_runner_states(tmp_path, monkeypatch, lab, ["12"])
-    others_push_first(tmp_path, monkeypatch, lab.remote, states)
-    monkeypatch.setenv("ARL_TEST_VALUE", "8")
-    session = Session(lab.repo, lab.config(), lab.loop(), RunOptions(experiments=1, run_id="ours"))
-    session.run()
-    record = final_record(tmp_path, lab.remote)
+    session, _, record = ours_after_theirs(tmp_path, monkeypatch, lab, states, "8")
     assert [(a.experiment, a.status, a.sha == moved, a.run_id) for a in record.attempts[1:]] == [
         (1, "baseline", True, "theirs"), (2, "discard", False, "theirs"), (3, "keep", False, "ours")]
     assert any(f"another runner recorded the baseline of {moved[:8]} first: experiment 1" in w
@@ -536,25 +540,14 @@ def test_two_runners_re_measuring_a_branch_moved_by_hand_record_one_re_measure(
 
 def test_a_runner_whose_new_loop_lost_the_race_from_a_newer_base_takes_the_winner_s_base(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    text = value_config(agent=f'{{kind: command, command: "{PY} agent.py", timeout: 30, pass_env: [ARL_TEST_VALUE]}}')
-    lab = make_lab(tmp_path, ["1"], config_text=text, remote=True, files={"agent.py": AGENT_ENV})
+    lab = env_lab(tmp_path, started=False)
     assert lab.remote is not None
     base = lab.git("rev-parse", "main")
-    other = tmp_path / "other"  # the winner started from main as it was
-    git(tmp_path, "clone", "--quiet", str(lab.remote), str(other))
-    monkeypatch.setenv("ARL_TEST_VALUE", "5")
-    Session(Git(other), lab.config(), lab.loop(), RunOptions(experiments=1, run_id="theirs")).run()
-    states = [refs_of(lab.remote)]
-    Lab(lab.remote).git("update-ref", "-d", "refs/heads/autoresearch/demo")
-    Lab(lab.remote).git("update-ref", "-d", "refs/autoresearch/demo/record")
+    states = another_runner_starts_the_loop(tmp_path, monkeypatch, lab)  # the winner started from main as it was
     lab.write("model/value.txt", "11\n")  # main moved before this runner started: its base is a newer commit
     lab.commit_all("main moved")
     newer = lab.git("rev-parse", "main")
-    others_push_first(tmp_path, monkeypatch, lab.remote, states)
-    monkeypatch.setenv("ARL_TEST_VALUE", "7")
-    session = Session(lab.repo, lab.config(), lab.loop(), RunOptions(experiments=1, run_id="ours"))
-    session.run()
-    record = final_record(tmp_path, lab.remote)
+    session, _, record = ours_after_theirs(tmp_path, monkeypatch, lab, states, "7")
     assert [(a.experiment, a.status, a.run_id) for a in record.attempts] == [
         (0, "baseline", "theirs"), (1, "keep", "theirs"), (2, "discard", "ours")]  # their loop, their base
     assert record.meta.base_sha == base == record.attempts[0].sha
