@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from . import process, treecheck, worktrees
+from . import process, safefile, treecheck, worktrees
 from .errors import GitError, PushRejectedError
 from .gitobjects import BLOB_MODE, TREE_MODE, Objects, identity_env
 from .gitsafe import (
@@ -24,7 +24,6 @@ from .gitsafe import (
     SAFE_ENV,
     SECRET_NAME,
     config_env,
-    config_stamp,
     locate_env,
     network_config,
     network_timeout,
@@ -40,6 +39,7 @@ __all__ = [
 ]
 
 ZERO_SHA = "0" * 40
+GITFILE_BYTES = 4096  # a worktree's `.git` file names its gitdir: a line
 GITLINK_MODE = "160000"
 TRAILER_PREFIX = "Autoresearch-"
 
@@ -119,7 +119,7 @@ class Git:
     def _listing(self) -> list[tuple[str, str, str]]:
         """Every config entry git sees here, with its scope (reading config runs nothing)."""
         if self._config is None:
-            self._config_stamp = config_stamp(self.root, self.common_dir)  # before: a change while we read
+            self._config_stamp = _config_stamp(self.root, self.common_dir)  # before: a change while we read
             out = subprocess.run(["git", "--no-pager", "config", "--list", "--show-scope", "-z"], cwd=self.root,
                                  env={k: v for k, v in os.environ.items() if not SECRET_NAME.search(k)},
                                  stdin=subprocess.DEVNULL, capture_output=True).stdout
@@ -239,7 +239,7 @@ class Git:
         # The first git command after an agent ran: read the config again if the agent could have changed it
         # (with `sandbox: none`; the sandboxes hide the git directory). Its files' stat says so without a process.
         if self._config is not None and (self._includes() or
-                                         config_stamp(self.root, self.common_dir) != self._config_stamp):
+                                         _config_stamp(self.root, self.common_dir) != self._config_stamp):
             self._config = None
         self.run("add", "--all", "--", ".")
         # A `.gitattributes` the agent writes can still make `git add` convert (`text`/`eol` line endings,
@@ -402,6 +402,35 @@ class Git:
     def push(self, remote: str, refspecs: list[str]) -> None:
         """Push refspecs atomically and never by force: all land or none do."""
         self.run("push", "--quiet", "--atomic", "--porcelain", remote, *refspecs)
+
+
+def _config_stamp(root: Path, common_dir: Path) -> tuple[object, ...]:
+    """The stat of every file git reads config from in the worktree at root, and of the links leading to them.
+
+    Equal stamps mean the same config (less any include, which the caller checks): a write changes a file's
+    ctime, which no one but the kernel sets, so restoring the mtime does not hide it. A missing file is
+    stamped too, so one created later changes the stamp.
+    """
+    gitdir = common_dir
+    with contextlib.suppress(safefile.UntrustedFileError):  # a folder, a link, a FIFO: git reads none of these
+        text = safefile.text_untrusted(root, ".git", GITFILE_BYTES).strip()
+        if text.startswith("gitdir:"):
+            gitdir = root / text.removeprefix("gitdir:").strip()
+    xdg = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+    files = [root / ".git", gitdir / "commondir", common_dir / "config", gitdir / "config.worktree",
+             Path.home() / ".gitconfig", xdg / "git" / "config",
+             Path(os.environ.get("GIT_CONFIG_SYSTEM") or "/etc/gitconfig")]
+    if os.environ.get("GIT_CONFIG_GLOBAL"):
+        files.append(Path(os.environ["GIT_CONFIG_GLOBAL"]))
+    return tuple((_stat(path, follow=False), _stat(path, follow=True)) for path in files)
+
+
+def _stat(path: Path, *, follow: bool) -> tuple[int, ...] | None:
+    try:
+        st = os.stat(path, follow_symlinks=follow)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_mode, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 def _locate(path: Path, search_parents: bool) -> tuple[Path, Path]:

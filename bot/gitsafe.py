@@ -10,12 +10,10 @@ reading os.environ: bot/git.py runs what `safe_command` returns.
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
 import shlex
 from collections.abc import Mapping
-from pathlib import Path
 
 NETWORK = ("fetch", "push", "ls-remote")  # the only commands that get network_config and a time limit
 NETWORK_TIMEOUT_S = 600.0  # wall clock for one fetch or push; ARL_GIT_TIMEOUT overrides it
@@ -86,35 +84,6 @@ def safe_command(args: list[str], env: dict[str, str] | None,
     if args and args[0] == "status":
         args = [args[0], "--ignore-submodules=dirty", *args[1:]]
     return ["git", "--no-pager", *args], full
-
-
-def config_stamp(root: Path, common_dir: Path) -> tuple[object, ...]:
-    """The stat of every file git reads config from in the worktree at root, and of the links leading to them.
-
-    Equal stamps mean the same config (less any include, which the caller checks): a write changes a file's
-    ctime, which no one but the kernel sets, so restoring the mtime does not hide it. A missing file is
-    stamped too, so one created later changes the stamp.
-    """
-    gitdir = common_dir
-    with contextlib.suppress(OSError, UnicodeDecodeError):
-        text = (root / ".git").read_text(encoding="utf-8").strip()
-        if text.startswith("gitdir:"):
-            gitdir = root / text.removeprefix("gitdir:").strip()
-    xdg = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
-    files = [root / ".git", gitdir / "commondir", common_dir / "config", gitdir / "config.worktree",
-             Path.home() / ".gitconfig", xdg / "git" / "config",
-             Path(os.environ.get("GIT_CONFIG_SYSTEM") or "/etc/gitconfig")]
-    if os.environ.get("GIT_CONFIG_GLOBAL"):
-        files.append(Path(os.environ["GIT_CONFIG_GLOBAL"]))
-    return tuple((_stat(path, follow=False), _stat(path, follow=True)) for path in files)
-
-
-def _stat(path: Path, *, follow: bool) -> tuple[int, ...] | None:
-    try:
-        st = os.stat(path, follow_symlinks=follow)
-    except OSError:
-        return None
-    return (st.st_dev, st.st_ino, st.st_mode, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 def locate_env() -> dict[str, str]:

@@ -181,6 +181,18 @@ def test_config_an_agent_without_a_sandbox_writes_into_the_repository_is_read_be
     assert lab.git("show", f"{attempt.sha}:model/pipeline.py") + "\n" == GOOD  # what was evaluated
 
 
+def test_a_fifo_an_agent_without_a_sandbox_puts_in_place_of_the_tree_s_git_file_never_blocks_the_bot(
+        tmp_path: Path) -> None:
+    # `sandbox: none`: the tree's `.git` file (which names the worktree's gitdir) becomes a FIFO. Reading it
+    # to see whether the config changed would block forever; the run must end, with git's words, no traceback.
+    agent = "import os\nos.remove('.git')\nos.mkfifo('.git')\n"
+    lab = sandbox_lab(tmp_path, GOOD, agent_code=agent, sandbox="none")
+    done = subprocess.run([*ARL, "run", "--dry-run", "--experiments", "1"], cwd=lab.root, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode != 0
+    assert "git add" in done.stderr and "Traceback" not in done.stderr, done.stderr
+
+
 def test_gitattributes_conversions_cannot_make_the_commit_differ_from_what_was_evaluated(tmp_path: Path) -> None:
     # `text` turns CRLF into LF when staging, `ident` rewrites `$Id: ... $`: the pipeline prints a hash of
     # its own bytes as the evaluation saw them, to compare with a checkout of the kept commit.
