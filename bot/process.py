@@ -35,9 +35,7 @@ class Spawner(Protocol):
     def __call__(self, make: Callable[[], subprocess.Popen[bytes]]) -> subprocess.Popen[bytes]: ...
 
 
-_reaper = {"set": False}
-
-
+@functools.cache
 def _become_reaper() -> None:
     """Orphans of our children's children come to us, not to PID 1, and we reap them (reap_adopted).
 
@@ -45,10 +43,8 @@ def _become_reaper() -> None:
     containers run an application as PID 1) would keep each as a zombie: a pid and a pids-cgroup count,
     one per sandboxed phase, until pid_max (often 32768) runs out overnight.
     """
-    if not _reaper["set"]:
-        _reaper["set"] = True
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1)
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1)
 
 
 def reap_adopted() -> None:

@@ -16,7 +16,6 @@ subtrees), so there the child joins a per-phase group too.
 from __future__ import annotations
 
 import atexit
-import os
 import threading
 import time
 import uuid
@@ -57,14 +56,6 @@ class Cell:
     def spawn(self, make: Callable[[], T]) -> T:
         """make() run on this cell's thread: a process it forks is born in the cell's cgroup."""
         return self._thread.submit(make).result()
-
-    def others(self) -> list[int]:
-        """The processes in the cell but the bot itself (whose thread lives there)."""
-        try:
-            pids = [int(p) for p in (self.group / "cgroup.procs").read_text().split()]
-        except OSError:
-            return []
-        return [pid for pid in pids if pid != os.getpid()]
 
     def idle(self) -> bool:
         """Whether the cell counts only its own thread, soon: a process counts until it is reaped.
