@@ -147,3 +147,42 @@ def running(pid: int) -> bool:
     except (FileNotFoundError, ProcessLookupError):
         return False
     return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
+# An agent that takes the next ticket (atomically, across workers, processes and clones) and does that
+# ticket's job: `x=v` writes model/x.txt; `x=v@sN` first waits until ticket N's agent started; `x=v@kN` until ticket
+# N's change is kept on the research branch; `sleep` sleeps (until the run is stopped or killed).
+_TICKET_AGENT = textwrap.dedent("""\
+    import os, subprocess, sys, time
+    from pathlib import Path
+    shared = Path({shared!r})
+    jobs = (shared / "jobs.txt").read_text().split()
+    n = 0
+    while True:
+        n += 1
+        try:
+            os.close(os.open(shared / f"ticket-{{n}}", os.O_CREAT | os.O_EXCL))
+            break
+        except FileExistsError:
+            continue
+    job = jobs[(n - 1) % len(jobs)]
+    (shared / f"pid-{{n}}").write_text(str(os.getpid()))
+    (shared / f"started-{{n}}").write_text(os.environ["AUTORESEARCH_EXPERIMENT"])
+    if job == "sleep":
+        time.sleep(300)
+    job, _, after = job.partition("@")
+    while after[:1] == "s" and not (shared / f"started-{{after[1:]}}").exists():
+        time.sleep(0.02)
+    while after[:1] == "k" and f"ticket {{after[1:]}}:" not in subprocess.run(
+            ["git", "-C", {root!r}, "log", "--format=%s", "autoresearch/demo"], capture_output=True,
+            text=True).stdout:
+        time.sleep(0.02)
+    name, value = job.split("=")
+    Path(f"model/{{name}}.txt").write_text(value + "\\n")
+    Path(os.environ["AUTORESEARCH_DESCRIPTION_FILE"]).write_text(f"ticket {{n}}: set {{name}} to {{value}}\\n")
+    """)
+
+
+def ticket_agent(shared: Path, root: Path | None = None) -> str:
+    """The ticket agent's script: tickets and jobs in shared; root, the clone `@kN` jobs look at."""
+    return _TICKET_AGENT.format(shared=str(shared), root=str(root or shared))

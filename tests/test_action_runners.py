@@ -17,9 +17,9 @@ from arl_bot.record import Note
 
 from tests.action_world import ResearchJob, World, research_matrix, world
 from tests.github_standin.git_http import GitHttpServer
-from tests.labs import PY, Lab, git, value_config
+from tests.labs import PY, Lab, git, ticket_agent, value_config
 from tests.test_chain import record_after_a_job
-from tests.test_runners import AGENT_JOBS, EVAL_SUM, check_shared_record, final_record
+from tests.test_runners import EVAL_SUM, check_shared_record, final_record
 from tests.webhooks import Result, comment_payload, payload, run_action
 
 RUNNERS = 2
@@ -37,7 +37,7 @@ def runners_world(tmp_path: Path, budget: str = "{experiments: 50}") -> tuple[An
     text = value_config(budget=budget, agent=f'{{kind: command, command: "{PY} agent.py", timeout: 120}}',
                         extra=f"runners: {RUNNERS}")
     files = {"model/a.txt": "0\n", "model/b.txt": "0\n", "model/c.txt": "0\n", "eval/run.py": EVAL_SUM,
-             "agent.py": AGENT_JOBS.format(shared=str(shared))}
+             "agent.py": ticket_agent(shared)}
     return world(tmp_path, config_text=text, files=files), shared
 
 
@@ -246,7 +246,7 @@ def test_a_loop_longer_than_a_job_runs_as_a_chain_of_matrices_that_share_its_bud
     text = value_config(budget="{experiments: 6, hours: 72}", agent=slow, extra=f"runners: {RUNNERS}") \
         + "github:\n  job_hours: 0.001\n"
     files = {"model/a.txt": "0\n", "model/b.txt": "0\n", "model/c.txt": "0\n", "eval/run.py": EVAL_SUM,
-             "agent.py": AGENT_JOBS.format(shared=str(shared))}
+             "agent.py": ticket_agent(shared)}
     with world(tmp_path, config_text=text, files=files) as w, \
             GitHttpServer(tmp_path, lambda token: w.github.valid(token) is not None) as server:
         actor = "alice"  # presses Run workflow; every later run is the bot's own hand-over

@@ -26,7 +26,7 @@ from arl_bot.record import Record
 from arl_bot.revert import revert
 from arl_bot.store import RecordStore
 
-from tests.labs import PY, Lab, git, make_lab, value_config
+from tests.labs import PY, Lab, git, make_lab, ticket_agent, value_config
 
 ARL = [sys.executable, "-m", "arl_bot.cli"]
 
@@ -39,30 +39,6 @@ EVAL_SUM = textwrap.dedent("""\
     print(f"score: {10 - a - b - c}")
     """)
 
-# The next ticket (atomically, across clones and processes) picks the job: `x=v` writes model/x.txt;
-# `sleep` sleeps until the runner is stopped or killed.
-AGENT_JOBS = textwrap.dedent("""\
-    import os, time
-    from pathlib import Path
-    shared = Path({shared!r})
-    jobs = (shared / "jobs.txt").read_text().split()
-    n = 0
-    while True:
-        n += 1
-        try:
-            os.close(os.open(shared / f"ticket-{{n}}", os.O_CREAT | os.O_EXCL))
-            break
-        except FileExistsError:
-            continue
-    job = jobs[(n - 1) % len(jobs)]
-    (shared / f"started-{{n}}").write_text(str(os.getpid()))
-    if job == "sleep":
-        time.sleep(300)
-    name, value = job.split("=")
-    Path(f"model/{{name}}.txt").write_text(value + "\\n")
-    Path(os.environ["AUTORESEARCH_DESCRIPTION_FILE"]).write_text(f"ticket {{n}}: set {{name}} to {{value}}\\n")
-    """)
-
 
 def runners_lab(tmp_path: Path, jobs: list[str], clones: int) -> tuple[Lab, list[Path], Path]:
     """A loop whose baseline is on the remote, and `clones` fresh clones of it, one per runner."""
@@ -72,7 +48,7 @@ def runners_lab(tmp_path: Path, jobs: list[str], clones: int) -> tuple[Lab, list
     text = value_config(budget="{experiments: 50}", agent=f'{{kind: command, command: "{PY} agent.py", timeout: 120}}')
     lab = make_lab(tmp_path, ["1"], config_text=text, remote=True, files={
         "model/a.txt": "0\n", "model/b.txt": "0\n", "model/c.txt": "0\n", "eval/run.py": EVAL_SUM,
-        "agent.py": AGENT_JOBS.format(shared=str(shared))})
+        "agent.py": ticket_agent(shared)})
     started = subprocess.run([*ARL, "run", "--experiments", "0"], cwd=lab.root, capture_output=True, text=True,
                              timeout=120)
     assert started.returncode == 0, started.stderr  # the baseline, pushed: the runners join a running loop
@@ -296,7 +272,7 @@ def new_loop_lab(tmp_path: Path, jobs: list[str], clones: int) -> tuple[Lab, lis
     lab = make_lab(tmp_path, ["1"], config_text=text, remote=True, files={
         "model/a.txt": "0\n", "model/b.txt": "0\n", "model/c.txt": "0\n",
         "eval/run.py": EVAL_BARRIER.format(shared=str(shared), runners=clones),
-        "agent.py": AGENT_JOBS.format(shared=str(shared))})
+        "agent.py": ticket_agent(shared)})
     roots = []
     for index in range(clones):
         root = tmp_path / f"runner-{index}"

@@ -23,7 +23,7 @@ from arl_bot.scheduler import allowance, start_reason
 from arl_bot.slots import Slot, SlotPool, slots_for
 from arl_bot.store import RecordStore
 
-from tests.labs import PY, Lab, make_lab, running, value_config
+from tests.labs import PY, Lab, make_lab, running, ticket_agent, value_config
 
 ARL = [sys.executable, "-m", "arl_bot.cli"]
 
@@ -54,39 +54,6 @@ EVAL_SLOT = textwrap.dedent("""\
         os.unlink(flag)
     """)
 
-# An agent that takes the next ticket (atomically, across workers) and does that ticket's job:
-# `x=v` writes model/x.txt; `x=v@sN` first waits until ticket N's agent started; `x=v@kN` until ticket
-# N's change is kept on the research branch; `sleep` sleeps (until the run is stopped or killed).
-AGENT_JOBS = textwrap.dedent("""\
-    import os, subprocess, sys, time
-    from pathlib import Path
-    shared = Path({shared!r})
-    jobs = (shared / "jobs.txt").read_text().split()
-    n = 0
-    while True:
-        n += 1
-        try:
-            os.close(os.open(shared / f"ticket-{{n}}", os.O_CREAT | os.O_EXCL))
-            break
-        except FileExistsError:
-            continue
-    job = jobs[(n - 1) % len(jobs)]
-    (shared / f"pid-{{n}}").write_text(str(os.getpid()))
-    (shared / f"started-{{n}}").write_text(os.environ["AUTORESEARCH_EXPERIMENT"])
-    if job == "sleep":
-        time.sleep(300)
-    job, _, after = job.partition("@")
-    while after[:1] == "s" and not (shared / f"started-{{after[1:]}}").exists():
-        time.sleep(0.02)
-    while after[:1] == "k" and f"ticket {{after[1:]}}:" not in subprocess.run(
-            ["git", "-C", {root!r}, "log", "--format=%s", "autoresearch/demo"], capture_output=True,
-            text=True).stdout:
-        time.sleep(0.02)
-    name, value = job.split("=")
-    Path(f"model/{{name}}.txt").write_text(value + "\\n")
-    Path(os.environ["AUTORESEARCH_DESCRIPTION_FILE"]).write_text(f"ticket {{n}}: set {{name}} to {{value}}\\n")
-    """)
-
 
 def slot_lab(tmp_path: Path, jobs: list[str], *, workers: int, devices: str = "[0, 1]", hold: float = 0.2,
              budget: str = "{experiments: 4}", remote: bool = False) -> tuple[Lab, Path]:
@@ -100,7 +67,7 @@ def slot_lab(tmp_path: Path, jobs: list[str], *, workers: int, devices: str = "[
     lab = make_lab(tmp_path, ["1"], config_text=text, remote=remote, files={
         "model/a.txt": "0\n", "model/b.txt": "0\n", "model/c.txt": "0\n",
         "eval/run.py": EVAL_SLOT.format(shared=str(shared), hold=hold),
-        "agent.py": AGENT_JOBS.format(shared=str(shared), root=str(root))})
+        "agent.py": ticket_agent(shared, root)})
     return lab, shared
 
 
